@@ -1,0 +1,111 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// hubd's HTTP/1.1 server: one epoll event loop, non-blocking sockets, no
+// thread per connection (see docs/io-model.md). Handlers run on the loop
+// thread and must not block; blocking work (PAM) goes to the WorkerPool and
+// comes back with EventLoop::post.
+//
+// MUST: every phase of a connection is bounded in bytes and time
+// (Limits): a slow or oversized client gets a 4xx or is closed, and never
+// stalls anyone else.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "http/event_loop.h"
+
+namespace hubd::http {
+
+struct Limits {
+    size_t maxRequestLineBytes = 8 * 1024;   // 414 beyond
+    size_t maxHeaderBytes = 32 * 1024;       // 431 beyond (request line + headers)
+    size_t maxHeaderCount = 100;             // 431 beyond
+    size_t maxBodyBytes = 1024 * 1024;       // 413 beyond
+    std::chrono::milliseconds headerTimeout{10'000};   // whole request head must arrive in this (slowloris: 408 then close)
+    std::chrono::milliseconds bodyTimeout{30'000};     // whole body
+    std::chrono::milliseconds idleTimeout{60'000};     // keep-alive idle between requests
+    std::chrono::milliseconds writeTimeout{30'000};    // peer not reading our response
+    size_t maxConnections = 20'000;                    // beyond: accept and close at once
+};
+
+using Header = std::pair<std::string, std::string>;
+
+struct Request {
+    std::string method;   // "GET"
+    std::string target;   // raw request-target "/hub/api/users?x=1"
+    std::string path;     // percent-decoded path, "/hub/api/users" (decoding rejects %00 and invalid escapes with 400)
+    std::string rawPath;  // path as sent, not decoded
+    std::string query;    // raw query string without '?'
+    int versionMinor = 1; // HTTP/1.x
+    std::vector<Header> headers;  // names as sent
+    std::string body;
+    std::string peerAddress;      // "127.0.0.1" or "::1"
+    uint16_t peerPort = 0;
+    bool tls = false;
+
+    // Case-insensitive lookup; first match; "" if absent.
+    std::string_view header(std::string_view name) const;
+    bool hasHeader(std::string_view name) const;
+    // Decoded query parameter (first occurrence, '+' as space); nullopt if absent.
+    std::optional<std::string> queryParam(std::string_view name) const;
+};
+
+struct Response {
+    int status = 200;
+    std::vector<Header> headers;  // Content-Length, Date, Connection are added by the server
+    std::string body;
+
+    Response& set(std::string name, std::string value);
+};
+
+// Completes one request. May be moved to a callback and called later, on
+// the loop thread. If it is destroyed without send(), the server answers 500.
+class Responder {
+public:
+    Responder() = default;
+    Responder(Responder&&) noexcept;
+    Responder& operator=(Responder&&) noexcept;
+    ~Responder();
+    void send(Response response);
+    bool valid() const;
+
+private:
+    friend class Connection;
+    struct Slot;
+    explicit Responder(std::shared_ptr<Slot> slot);
+    std::shared_ptr<Slot> slot_;
+};
+
+using Handler = std::function<void(Request& request, Responder responder)>;
+
+class HttpServer {
+public:
+    HttpServer(EventLoop& loop, Limits limits, Handler handler);
+    ~HttpServer();
+    HttpServer(const HttpServer&) = delete;
+    HttpServer& operator=(const HttpServer&) = delete;
+
+    // Binds and listens (SO_REUSEADDR, non-blocking, CLOEXEC). host "" or
+    // "0.0.0.0" = all IPv4, "::" = all, otherwise an address literal or
+    // "localhost". Port 0 picks a free port. Returns the bound port.
+    // Throws std::system_error with a sentence naming address and port.
+    uint16_t listen(const std::string& host, uint16_t port);
+    // Adopts an already-listening socket (systemd socket activation, later).
+    void adopt(int listeningFd);
+
+    size_t connectionCount() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+std::string_view reasonPhrase(int status);
+
+}  // namespace hubd::http

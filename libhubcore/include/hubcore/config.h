@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// hubd's configuration: JupyterHub-style `c.Class.trait = <literal>` files,
+// command-line overrides, and the typed Settings they produce.
+//
+// MUST: nothing in a configuration file is ever executed. The loader accepts
+// Python literals only; anything else is an error naming FILE:LINE.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace hub {
+
+// A parsed Python literal.
+struct PyValue {
+    enum class Kind { None, Bool, Int, Float, Str, Bytes, List, Tuple, Set, Dict };
+    Kind kind = Kind::None;
+    bool boolean = false;
+    int64_t integer = 0;
+    double real = 0;
+    std::string str;  // Str (UTF-8) and Bytes (raw bytes)
+    std::vector<PyValue> items;  // List, Tuple, Set (sets keep source order, deduplicated)
+    std::vector<std::pair<PyValue, PyValue>> dict;  // Dict, in source order
+
+    // Python-ish rendering for messages and --help-all: 'abc', {'a', 'b'}, True, None.
+    std::string repr() const;
+};
+
+// One problem found while loading. Errors stop start-up; warnings are logged.
+struct ConfigDiagnostic {
+    enum class Severity { Warning, Error };
+    Severity severity = Severity::Error;
+    std::string file;  // "" or "<command line>" for overrides
+    int line = 0;
+    std::string message;  // complete sentence without the FILE:LINE prefix
+
+    std::string format() const;  // "FILE:LINE: message"
+};
+
+struct ServiceSpec {
+    std::string name;
+    std::string apiToken;  // may be empty; user-provided, hashed before storage
+    bool admin = false;
+    std::string url;
+    std::vector<std::string> command;  // accepted, hubd does not launch managed services
+    std::map<std::string, std::string> oauthFields;  // unused for now
+};
+
+struct RoleSpec {
+    std::string name;
+    std::string description;
+    std::vector<std::string> scopes;
+    std::vector<std::string> users;
+    std::vector<std::string> services;
+    std::vector<std::string> groups;
+};
+
+// Typed settings. Defaults follow JupyterHub 3.0 unless noted.
+struct Settings {
+    // JupyterHub
+    std::string bindUrl = "http://:8000";             // JupyterHub.bind_url (ip/port/base_url override parts)
+    std::string baseUrl = "/";                        // JupyterHub.base_url, always begins and ends with '/'
+    std::string hubBindUrl = "http://127.0.0.1:8081"; // JupyterHub.hub_bind_url (hub_ip/hub_port override parts)
+    std::string hubConnectUrl;                        // JupyterHub.hub_connect_url
+    std::string dbUrl = "sqlite:///jupyterhub.sqlite";
+    std::string cookieSecretFile = "jupyterhub_cookie_secret";
+    std::optional<std::string> cookieSecret;          // raw bytes, from JupyterHub.cookie_secret
+    double cookieMaxAgeDays = 14;
+    std::string authenticatorClass = "pam";           // canonical: "pam" or "dummy"
+    std::string spawnerClass = "simple";              // canonical: "simple" or "sudo"
+    bool adminAccess = false;
+    std::vector<ServiceSpec> services;
+    std::vector<RoleSpec> loadRoles;
+    std::map<std::string, std::string> apiTokens;     // JupyterHub.api_tokens: token -> user
+    int apiPageDefaultLimit = 50;
+    int apiPageMaxLimit = 200;
+    std::string sslKey, sslCert;                      // accepted; TLS lands with issue 5
+    std::string logLevel = "INFO";
+    bool shutdownOnLogout = false;
+
+    // Authenticator (and LocalAuthenticator / PAMAuthenticator / DummyAuthenticator)
+    std::vector<std::string> allowedUsers;
+    std::vector<std::string> blockedUsers;
+    std::vector<std::string> adminUsers;
+    std::vector<std::string> allowedGroups;  // LocalAuthenticator.allowed_groups
+    std::vector<std::string> adminGroups;    // LocalAuthenticator/PAMAuthenticator.admin_groups
+    std::string usernamePattern;             // Authenticator.username_pattern (ECMAScript regex)
+    std::map<std::string, std::string> usernameMap;  // Authenticator.username_map
+    bool createSystemUsers = false;          // refused when True (see docs/config.md)
+    std::string pamService = "login";
+    bool pamOpenSessions = false;
+    bool pamCheckAccount = true;
+    std::string pamEncoding = "utf8";
+    std::string dummyPassword;               // DummyAuthenticator.password
+
+    // Spawner / SudoSpawner
+    std::vector<std::string> spawnerCmd = {"jupyterhub-singleuser"};
+    std::vector<std::string> spawnerArgs;
+    std::map<std::string, std::string> spawnerEnvironment;
+    double startTimeout = 60;
+    double httpTimeout = 30;
+    std::string notebookDir;
+    std::string defaultUrl;
+    bool disableUserConfig = false;
+    bool spawnerDebug = false;
+    std::string sudospawnerPath = "/usr/local/bin/sudospawner";
+};
+
+// The catalogue of traits, for --help-all, warnings and docs/config.md.
+struct TraitInfo {
+    std::string name;          // "JupyterHub.bind_url"
+    std::string type;          // "Unicode", "Bool", "Int", "Float", "List", "Set", "Dict", "Bytes"
+    std::string defaultRepr;   // as JupyterHub prints it
+    std::string help;          // one line
+    enum class Status { Supported, Later, NotNeeded } status = Status::Supported;
+    std::string note;          // for Later / NotNeeded: why, or which issue implements it
+};
+const std::vector<TraitInfo>& traitCatalogue();
+
+struct LoadResult {
+    Settings settings;
+    std::vector<ConfigDiagnostic> diagnostics;
+    bool ok() const;  // no Error diagnostics
+};
+
+// Parses one configuration file's text into assignments (no evaluation).
+// Exposed for tests and the fuzzer.
+struct Assignment {
+    std::string cls;    // "JupyterHub"
+    std::string trait;  // "bind_url"
+    PyValue value;
+    std::string file;
+    int line = 0;
+};
+std::vector<Assignment> parseConfigText(std::string_view text, std::string_view fileName,
+                                        std::vector<ConfigDiagnostic>& diagnostics);
+
+// Parses "--Class.trait=value" (value is a Python literal, or a bare string as
+// traitlets accepts for Unicode traits). Returns nullopt and adds a diagnostic on error.
+std::optional<Assignment> parseOverride(std::string_view arg, std::vector<ConfigDiagnostic>& diagnostics);
+
+// Applies, in order: defaults, the file (if any), then the overrides.
+// Unknown traits and Later traits produce warnings; type errors produce errors.
+LoadResult loadSettings(const std::optional<std::string>& configFile,
+                        const std::vector<std::string>& overrides);
+
+// Text for `hubd --help-all`.
+std::string helpAllText();
+
+}  // namespace hub
