@@ -1,2 +1,261 @@
-// placeholder
-int main() { return 0; }
+// SPDX-License-Identifier: BSD-3-Clause
+// hubd: command line, start-up checks, listeners, and the event loop.
+// The last of the three exception boundaries (docs/error-policy.md).
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <system_error>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "app/hub.h"
+#include "http/server.h"
+#include "hubcore/auth.h"
+#include "hubcore/config.h"
+#include "hubcore/cookie.h"
+#include "hubcore/log.h"
+#include "hubcore/store.h"
+
+namespace {
+
+constexpr const char* kUsage = R"(Usage: hubd [-f CONFIG_FILE] [--Class.trait=VALUE ...]
+
+hubd is a privilege-separated notebook hub: a JupyterHub-compatible hub,
+proxy and OAuth provider that runs as an unprivileged user.
+
+Options:
+  -f, --config FILE   read a jupyterhub_config.py-style file (literal
+                      assignments only: c.Class.trait = <literal>)
+  --Class.trait=VALUE override one setting, e.g.
+                      --JupyterHub.bind_url=http://:8000
+                      --Authenticator.admin_users="{'zoe'}"
+  --check-config      load the configuration, report every problem, and exit
+                      (0 when hubd would start with it)
+  --help              show this help
+  --help-all          list every setting with its default and help
+  --version           print the version
+
+The working directory holds jupyterhub.sqlite and jupyterhub_cookie_secret
+unless configured otherwise. Documentation: docs/ in the source tree.
+)";
+
+struct ListenAddress {
+    std::string scheme, host;
+    uint16_t port = 0;
+};
+
+std::optional<ListenAddress> parseListenUrl(const std::string& url, std::string& error) {
+    ListenAddress a;
+    auto schemeEnd = url.find("://");
+    if (schemeEnd == std::string::npos) {
+        error = "URL " + url + " has no scheme: write it like http://127.0.0.1:8000";
+        return std::nullopt;
+    }
+    a.scheme = url.substr(0, schemeEnd);
+    std::string rest = url.substr(schemeEnd + 3);
+    rest = rest.substr(0, rest.find('/'));
+    std::string portText;
+    if (!rest.empty() && rest[0] == '[') {
+        auto close = rest.find(']');
+        if (close == std::string::npos) {
+            error = "URL " + url + " has an unterminated IPv6 address";
+            return std::nullopt;
+        }
+        a.host = rest.substr(1, close - 1);
+        if (close + 1 < rest.size() && rest[close + 1] == ':') portText = rest.substr(close + 2);
+    } else {
+        auto colon = rest.rfind(':');
+        a.host = rest.substr(0, colon);
+        if (colon != std::string::npos) portText = rest.substr(colon + 1);
+    }
+    if (portText.empty()) {
+        a.port = a.scheme == "https" ? 443 : 80;
+    } else {
+        char* end = nullptr;
+        long p = std::strtol(portText.c_str(), &end, 10);
+        if (*end != '\0' || p < 0 || p > 65535) {
+            error = "URL " + url + " has an invalid port";
+            return std::nullopt;
+        }
+        a.port = static_cast<uint16_t>(p);
+    }
+    if (a.scheme != "http") {
+        error = "URL " + url + ": only http:// listeners are supported in this build (TLS lands with hubd issue 5); "
+                               "until then put hubd behind a TLS-terminating proxy";
+        return std::nullopt;
+    }
+    return a;
+}
+
+std::string sqlitePath(const std::string& dbUrl) {
+    const std::string prefix = "sqlite:///";
+    return dbUrl.rfind(prefix, 0) == 0 ? dbUrl.substr(prefix.size()) : dbUrl;
+}
+
+std::string displayHost(const std::string& host) {
+    if (host.empty() || host == "0.0.0.0") return "0.0.0.0";
+    if (host.find(':') != std::string::npos) return "[" + host + "]";
+    return host;
+}
+
+int run(int argc, char** argv) {
+    std::optional<std::string> configFile;
+    std::vector<std::string> overrides;
+    bool checkOnly = false;
+    for (int i = 1; i < argc; ++i) {
+        std::string arg = argv[i];
+        if (arg == "--help" || arg == "-h") {
+            std::cout << kUsage;
+            return 0;
+        }
+        if (arg == "--help-all") {
+            std::cout << kUsage << "\n" << hub::helpAllText();
+            return 0;
+        }
+        if (arg == "--version") {
+            std::cout << "hubd " << HUBD_VERSION << " (JupyterHub API 3.0.0)\n";
+            return 0;
+        }
+        if (arg == "--check-config") {
+            checkOnly = true;
+        } else if (arg == "-f" || arg == "--config") {
+            if (i + 1 >= argc) {
+                std::cerr << "hubd: " << arg << " needs a file name\n";
+                return 2;
+            }
+            configFile = argv[++i];
+        } else if (arg.rfind("--config=", 0) == 0) {
+            configFile = arg.substr(9);
+        } else if (arg.rfind("--", 0) == 0 && arg.find('.') != std::string::npos) {
+            overrides.push_back(arg);
+        } else {
+            std::cerr << "hubd: unknown argument '" << hub::safe(arg, 100) << "'; see hubd --help\n";
+            return 2;
+        }
+    }
+
+    hub::LoadResult loaded = hub::loadSettings(configFile, overrides);
+    for (const auto& d : loaded.diagnostics) {
+        if (d.severity == hub::ConfigDiagnostic::Severity::Error) hub::logError("{}", d.format());
+        else hub::logWarning("{}", d.format());
+    }
+    if (!loaded.ok()) {
+        hub::logError("hubd did not start: fix the configuration errors above");
+        return 1;
+    }
+    if (checkOnly) {
+        std::cout << "configuration OK" << (configFile ? ": " + *configFile : std::string()) << " ("
+                  << loaded.diagnostics.size() << " warning(s))\n";
+        return 0;
+    }
+    hub::Settings& settings = loaded.settings;
+    if (settings.logLevel == "DEBUG") hub::setLogLevel(hub::LogLevel::Debug);
+
+    std::string error;
+    auto publicAddr = parseListenUrl(settings.bindUrl, error);
+    if (!publicAddr) {
+        hub::logError("JupyterHub.bind_url: {}", error);
+        return 1;
+    }
+    auto hubAddr = parseListenUrl(settings.hubBindUrl, error);
+    if (!hubAddr) {
+        hub::logError("JupyterHub.hub_bind_url: {}", error);
+        return 1;
+    }
+
+    // Everything hubd writes (database, cookie secret) is private to the hub user.
+    ::umask(077);
+
+    const char* envSecret = std::getenv("JPY_COOKIE_SECRET");
+    hub::CookieSecretResult secret = hub::loadCookieSecret(settings.cookieSecret, envSecret, settings.cookieSecretFile);
+    if (!secret.error.empty()) {
+        hub::logError("{}", secret.error);
+        return 1;
+    }
+    if (secret.generated) hub::logInfo("Wrote a new cookie secret to {}", settings.cookieSecretFile);
+    if (envSecret) ::unsetenv("JPY_COOKIE_SECRET");  // nothing hubd starts needs it
+
+    std::unique_ptr<hub::Store> store;
+    try {
+        store = hub::Store::open(sqlitePath(settings.dbUrl));
+    } catch (const hub::StoreError& e) {
+        hub::logError("{}", e.what());
+        return 1;
+    }
+
+    std::unique_ptr<hub::Authenticator> authenticator = hub::makeAuthenticator(settings);
+    hubd::http::EventLoop loop;
+    hubd::http::WorkerPool workers(loop, 4);
+    hubd::Hub hub(settings, std::move(store), std::move(authenticator), secret.secret, loop, workers);
+    std::vector<std::string> startErrors = hub.start();
+    if (!startErrors.empty()) {
+        for (const auto& e : startErrors) hub::logError("{}", e);
+        hub::logError("hubd did not start: fix the errors above");
+        return 1;
+    }
+
+    auto handler = [&hub](hubd::http::Request& request, hubd::http::Responder responder) {
+        hub.handle(request, std::move(responder));
+    };
+    hubd::http::HttpServer publicServer(loop, {}, handler);
+    hubd::http::HttpServer hubServer(loop, {}, handler);
+    try {
+        uint16_t port = publicServer.listen(publicAddr->host, publicAddr->port);
+        hub::logInfo("hubd {} is running at http://{}:{}{}", HUBD_VERSION, displayHost(publicAddr->host), port,
+                     settings.baseUrl);
+        bool same = hubAddr->host == publicAddr->host && hubAddr->port == publicAddr->port;
+        if (!same) {
+            uint16_t hubPort = hubServer.listen(hubAddr->host, hubAddr->port);
+            hub::logInfo("Hub API for single-user servers at http://{}:{}{}hub/api", displayHost(hubAddr->host),
+                         hubPort, settings.baseUrl);
+        }
+    } catch (const std::system_error& e) {
+        hub::logError("{}", e.what());
+        return 1;
+    }
+
+    // Signals arrive through the loop so shutdown happens between requests.
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_BLOCK, &mask, nullptr);
+    int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sfd < 0) {
+        hub::logError("signalfd failed: {}", std::strerror(errno));
+        return 1;
+    }
+    loop.watch(sfd, EPOLLIN, [&](uint32_t) {
+        signalfd_siginfo info{};
+        while (::read(sfd, &info, sizeof info) == sizeof info)
+            hub::logInfo("Received signal {}, shutting down", info.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+        loop.stop();
+    });
+    loop.run();
+    loop.unwatch(sfd);
+    ::close(sfd);
+    hub::logInfo("hubd stopped");
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    ::signal(SIGPIPE, SIG_IGN);
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        hub::logError("hubd stopped on an unexpected error: {}", e.what());
+    } catch (...) {
+        hub::logError("hubd stopped on an unexpected error");
+    }
+    return 70;
+}

@@ -1,1 +1,725 @@
-// placeholder
+// SPDX-License-Identifier: BSD-3-Clause
+// REST API routes: status codes, JSON keys and scope checks follow
+// JupyterHub 3.0 (see docs/api-compatibility.md).
+#include "app/api.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <set>
+
+#include "app/json.h"
+#include "hubcore/log.h"
+#include "hubcore/username.h"
+
+namespace hubd {
+
+using hubd::http::Request;
+using hubd::http::Responder;
+using hubd::http::Response;
+
+namespace {
+
+constexpr std::string_view kCompatVersion = "3.0.0";  // what single-user servers and clients compare against
+
+std::vector<std::string_view> splitPath(std::string_view path) {
+    std::vector<std::string_view> out;
+    size_t pos = 0;
+    while (pos < path.size()) {
+        if (path[pos] == '/') {
+            ++pos;
+            continue;
+        }
+        size_t end = path.find('/', pos);
+        if (end == std::string_view::npos) end = path.size();
+        out.push_back(path.substr(pos, end - pos));
+        pos = end;
+    }
+    return out;
+}
+
+std::string scopeList(const std::vector<std::string>& scopes) {
+    std::string out = "[";
+    for (size_t i = 0; i < scopes.size(); ++i) out += (i ? ", " : "") + scopes[i];
+    return out + "]";
+}
+
+std::optional<int64_t> parseNonNegative(std::string_view s) {
+    int64_t v = 0;
+    auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || ptr != s.data() + s.size() || v < 0) return std::nullopt;
+    return v;
+}
+
+void writeTimestamp(JsonWriter& w, const std::optional<hub::Timestamp>& t) {
+    if (t) w.value(hub::isoUtc(*t));
+    else w.null();
+}
+
+// What an API call is about, and who is asking.
+struct Call {
+    Request& request;
+    Responder responder;
+    Principal principal;
+
+    void send(Response r) { responder.send(std::move(r)); }
+    void error(int status, std::string_view message) { send(jsonError(status, message)); }
+    void json(int status, std::string body) { send(jsonResponse(status, std::move(body))); }
+    void noContent() { send(jsonResponse(204, {})); }
+};
+
+}  // namespace
+
+namespace {
+
+class Routes {
+public:
+    Routes(Hub& hub, Call& call) : hub_(hub), c_(call) {}
+
+    void dispatch(const std::vector<std::string_view>& seg) {
+        const std::string& m = c_.request.method;
+        if (seg.empty()) {
+            if (m == "GET" || m == "HEAD") return version();
+            return methodNotAllowed();
+        }
+        if (seg[0] == "health" && seg.size() == 1) return c_.send(jsonResponse(200, {}));
+        if (seg[0] == "info" && seg.size() == 1) return m == "GET" ? info() : methodNotAllowed();
+        if (seg[0] == "user" && seg.size() == 1) return m == "GET" ? currentUser() : methodNotAllowed();
+        if (seg[0] == "users") {
+            if (seg.size() == 1) {
+                if (m == "GET") return listUsers();
+                if (m == "POST") return createUsers();
+                return methodNotAllowed();
+            }
+            std::string name(seg[1]);
+            if (seg.size() == 2) {
+                if (m == "GET") return getUser(name);
+                if (m == "POST") return createUser(name);
+                if (m == "PATCH") return patchUser(name);
+                if (m == "DELETE") return deleteUser(name);
+                return methodNotAllowed();
+            }
+            if (seg[2] == "tokens") {
+                if (seg.size() == 3) {
+                    if (m == "GET") return listTokens(name);
+                    if (m == "POST") return createToken(name);
+                    return methodNotAllowed();
+                }
+                if (seg.size() == 4) {
+                    if (m == "GET") return getToken(name, seg[3]);
+                    if (m == "DELETE") return deleteToken(name, seg[3]);
+                    return methodNotAllowed();
+                }
+            }
+            if (seg[2] == "activity" && seg.size() == 3) return m == "POST" ? activity(name) : methodNotAllowed();
+            if ((seg[2] == "server" && seg.size() == 3) || seg[2] == "servers")
+                return serverNotAvailable(name, m);
+        }
+        c_.error(404, "Not Found");
+    }
+
+private:
+    void methodNotAllowed() { c_.error(405, "Method Not Allowed"); }
+
+    // needs_scope: true if allowed; otherwise answers 403/404.
+    bool require(const std::vector<std::string>& anyOf, const Resource& resource) {
+        switch (checkScopes(c_.principal.scopes, anyOf, resource)) {
+            case ScopeVerdict::Allowed: return true;
+            case ScopeVerdict::FilteredOut: c_.error(404, "No access to resources or resources not found"); return false;
+            case ScopeVerdict::Missing:
+                c_.error(403, "Action is not authorized with current scopes; requires any of " + scopeList(anyOf));
+                return false;
+        }
+        return false;
+    }
+
+    Resource userResource(const std::string& name) const {
+        return Resource{name, hub_.groupsOf(name), name + "/", {}, {}};
+    }
+
+    std::optional<Json> body() {
+        if (c_.request.body.empty()) return Json();
+        JsonParseError err;
+        auto parsed = parseJson(c_.request.body, &err);
+        if (!parsed) {
+            c_.error(400, "Invalid JSON in request body: " + err.message + " at offset " + std::to_string(err.offset));
+            return std::nullopt;
+        }
+        return parsed;
+    }
+
+    // ------------------------------------------------------------ models
+
+    // The user model, with keys filtered by the requester's scopes (3.0's
+    // access map). Returns false if no key is visible.
+    bool writeUser(JsonWriter& w, const hub::UserRecord& u, bool includeStopped = false) {
+        const ScopeSet& held = c_.principal.scopes;
+        Resource r = userResource(u.name);
+        bool full = holds(held, "read:users", r);
+        bool name = full || holds(held, "read:users:name", r);
+        bool groups = full || holds(held, "read:users:groups", r);
+        bool activity = full || holds(held, "read:users:activity", r);
+        bool servers = holds(held, "read:servers", r);
+        bool roles = full || holds(held, "read:roles:users", r);
+        bool authState = holds(held, "admin:auth_state", r);
+        if (!(name || groups || activity || servers || roles || authState)) return false;
+        (void)includeStopped;  // no server rows until the spawner lands
+        w.beginObject();
+        w.key("kind").value("user");
+        w.key("name").value(u.name);
+        if (name || roles) w.key("admin").value(u.admin);
+        if (roles) w.key("roles").stringArray(hub_.rolesOf(u));
+        if (groups) w.key("groups").stringArray(hub_.groupsOf(u.name));
+        if (full) {
+            w.key("server").null();
+            w.key("pending").null();
+            w.key("created");
+            writeTimestamp(w, u.created);
+        }
+        if (activity) {
+            w.key("last_activity");
+            writeTimestamp(w, u.lastActivity);
+        }
+        if (servers) w.key("servers").beginObject().endObject();
+        if (authState) w.key("auth_state").null();
+        w.endObject();
+        return true;
+    }
+
+    std::string userJson(const hub::UserRecord& u) {
+        std::string out;
+        JsonWriter w(out);
+        if (!writeUser(w, u)) out = "{\"kind\":\"user\",\"name\":" + toJson(Json::string(u.name)) + "}";
+        return out;
+    }
+
+    void writeToken(JsonWriter& w, const hub::TokenRecord& t, const std::string* plaintext = nullptr) {
+        w.beginObject();
+        if (t.userId) {
+            const auto* u = hub_.findUserById(*t.userId);
+            w.key("user").value(u ? u->name : std::string());
+        } else {
+            std::string service;
+            for (const auto& [n, s] : hub_.services())
+                if (t.serviceId && s.record.id == *t.serviceId) service = n;
+            w.key("service").value(service);
+        }
+        w.key("id").value("a" + std::to_string(t.id));
+        w.key("kind").value("api_token");
+        w.key("roles").beginArray().endArray();
+        w.key("scopes").stringArray(renderScopes(hub_.tokenScopes(t)));
+        w.key("created");
+        writeTimestamp(w, t.created);
+        w.key("last_activity");
+        writeTimestamp(w, t.lastActivity);
+        w.key("expires_at");
+        writeTimestamp(w, t.expiresAt);
+        w.key("note").value(t.note);
+        w.key("session_id");
+        if (t.sessionId.empty()) w.null();
+        else w.value(t.sessionId);
+        w.key("oauth_client").value(t.clientId == "jupyterhub" ? std::string("JupyterHub") : t.clientId);
+        if (plaintext) w.key("token").value(*plaintext);
+        w.endObject();
+    }
+
+    // ------------------------------------------------------------ routes
+
+    void version() {
+        std::string out;
+        JsonWriter(out).beginObject().key("version").value(kCompatVersion).endObject();
+        c_.json(200, std::move(out));
+    }
+
+    void info() {
+        if (!require({"read:hub"}, {})) return;
+        std::string out;
+        JsonWriter w(out);
+        w.beginObject();
+        w.key("version").value(kCompatVersion);
+        w.key("hubd").value(HUBD_VERSION);
+        w.key("python").value("");
+        w.key("sys_executable").value("");
+        w.key("spawner").beginObject();
+        w.key("class").value(hub_.settings().spawnerClass == "sudo" ? "sudospawner.SudoSpawner"
+                                                                   : "jupyterhub.spawner.SimpleLocalProcessSpawner");
+        w.key("version").value(HUBD_VERSION);
+        w.endObject();
+        w.key("authenticator").beginObject();
+        w.key("class").value(hub_.authenticator().className());
+        w.key("version").value(HUBD_VERSION);
+        w.endObject();
+        w.endObject();
+        c_.json(200, std::move(out));
+    }
+
+    void currentUser() {
+        const Principal& p = c_.principal;
+        if (!p) return c_.error(403, "Forbidden");
+        std::string out;
+        JsonWriter w(out);
+        std::vector<std::string> scopes = renderScopes(p.scopes);
+        if (p.kind == Principal::Kind::User) {
+            const auto* u = hub_.findUserById(p.id);
+            if (!u) return c_.error(403, "Forbidden");
+            // Identify scopes come with any authentication (3.0).
+            std::string own = userJson(*u);
+            auto model = parseJson(own);
+            Json obj = model ? *model : Json::object();
+            obj.set("name", Json::string(u->name));
+            obj.set("kind", Json::string("user"));
+            if (!obj.find("admin")) obj.set("admin", Json::boolean(u->admin));
+            if (!obj.find("groups")) {
+                Json g = Json::array();
+                for (const auto& name : hub_.groupsOf(u->name)) g.push(Json::string(name));
+                obj.set("groups", g);
+            }
+            obj.set("session_id", Json());
+            for (const auto& extra : {"read:users:name!user=" + u->name, "read:users:groups!user=" + u->name})
+                if (std::find(scopes.begin(), scopes.end(), extra) == scopes.end() &&
+                    !holds(p.scopes, extra.substr(0, extra.find('!')), userResource(u->name)))
+                    scopes.push_back(extra);
+            std::sort(scopes.begin(), scopes.end());
+            Json list = Json::array();
+            for (const auto& s : scopes) list.push(Json::string(s));
+            obj.set("scopes", list);
+            w.value(obj);
+        } else {
+            const auto& svc = hub_.services().at(p.name);
+            w.beginObject();
+            w.key("kind").value("service");
+            w.key("name").value(p.name);
+            w.key("admin").value(svc.record.admin);
+            w.key("roles").stringArray(svc.record.roles);
+            w.key("url").value(svc.url);
+            w.key("prefix").value("");
+            w.key("command").beginArray().endArray();
+            w.key("pid").value(0);
+            w.key("info").beginObject().endObject();
+            w.key("display").value(true);
+            w.key("session_id").null();
+            w.key("scopes").stringArray(scopes);
+            w.endObject();
+        }
+        c_.json(200, std::move(out));
+    }
+
+    void listUsers() {
+        const ScopeSet& held = c_.principal.scopes;
+        auto it = held.find("list:users");
+        if (it == held.end())
+            return c_.error(403, "Action is not authorized with current scopes; requires any of [list:users]");
+        const ScopeFilter& filter = it->second;
+        const Request& req = c_.request;
+        bool paginated = req.header("Accept").find("application/jupyterhub-pagination+json") != std::string_view::npos;
+        int64_t offset = 0;
+        int64_t limit = paginated ? hub_.settings().apiPageDefaultLimit : hub_.settings().apiPageMaxLimit;
+        if (auto v = req.queryParam("offset")) {
+            auto n = parseNonNegative(*v);
+            if (!n) return c_.error(400, "offset must be a non-negative integer");
+            offset = *n;
+        }
+        if (auto v = req.queryParam("limit")) {
+            auto n = parseNonNegative(*v);
+            if (!n) return c_.error(400, "limit must be a non-negative integer");
+            limit = std::min<int64_t>(*n, hub_.settings().apiPageMaxLimit);
+            if (limit == 0) limit = hub_.settings().apiPageMaxLimit;
+        }
+        std::optional<std::string> state = req.queryParam("state");
+        if (state && *state != "active" && *state != "ready" && *state != "inactive")
+            return c_.error(400, "Unrecognized state filter: " + hub::safe(*state, 50) +
+                                     ". Use one of active, ready, inactive.");
+        std::string nameFilter;
+        if (auto v = req.queryParam("name_filter")) nameFilter = hub::normalizeUsername(*v);
+        bool includeStopped = req.queryParam("include_stopped_servers").has_value();
+
+        std::vector<const hub::UserRecord*> matches;
+        for (const auto* u : hub_.users()) {
+            if (!appliesTo(filter, userResource(u->name))) continue;
+            if (!nameFilter.empty() && u->name.find(nameFilter) == std::string::npos) continue;
+            // Servers land with the spawner issues: every user is inactive.
+            if (state && *state != "inactive") continue;
+            matches.push_back(u);
+        }
+        int64_t total = static_cast<int64_t>(matches.size());
+        std::string out;
+        out.reserve(static_cast<size_t>(std::min<int64_t>(total, limit)) * 320 + 128);
+        JsonWriter w(out);
+        if (paginated) w.beginObject().key("items");
+        w.beginArray();
+        for (int64_t i = offset; i < total && i < offset + limit; ++i) writeUser(w, *matches[i], includeStopped);
+        w.endArray();
+        if (paginated) {
+            w.key("_pagination").beginObject();
+            w.key("offset").value(offset);
+            w.key("limit").value(limit);
+            w.key("total").value(total);
+            w.key("next");
+            if (offset + limit < total) {
+                w.beginObject();
+                w.key("offset").value(offset + limit);
+                w.key("limit").value(limit);
+                std::string url = nextUrl(offset + limit, limit);
+                w.key("url").value(url);
+                w.endObject();
+            } else {
+                w.null();
+            }
+            w.endObject().endObject();
+        }
+        c_.json(200, std::move(out));
+    }
+
+    std::string nextUrl(int64_t offset, int64_t limit) const {
+        Origin o = hub_.originOf(c_.request);
+        std::string query;
+        std::string_view q = c_.request.query;
+        size_t pos = 0;
+        while (pos <= q.size() && !q.empty()) {
+            size_t amp = q.find('&', pos);
+            std::string_view part = q.substr(pos, amp == std::string_view::npos ? std::string_view::npos : amp - pos);
+            if (!part.empty() && part.substr(0, 7) != "offset=" && part.substr(0, 6) != "limit=")
+                query += std::string(part) + "&";
+            if (amp == std::string_view::npos) break;
+            pos = amp + 1;
+        }
+        query += "offset=" + std::to_string(offset) + "&limit=" + std::to_string(limit);
+        return o.scheme + "://" + o.host + c_.request.rawPath + "?" + query;
+    }
+
+    void createUsers() {
+        if (!require({"admin:users"}, {})) return;
+        auto b = body();
+        if (!b) return;
+        const Json* names = b->isObject() ? b->find("usernames") : nullptr;
+        if (!names || !names->isArray() || names->items().empty())
+            return c_.error(400, "Must specify at least one user to create");
+        std::vector<std::string> list;
+        for (const auto& n : names->items()) {
+            if (!n.isString()) return c_.error(400, "usernames must be a list of strings");
+            list.push_back(n.asString());
+        }
+        bool admin = false;
+        if (const Json* a = b->find("admin")) {
+            if (!a->isBool()) return c_.error(400, "admin must be true or false");
+            admin = a->asBool();
+        }
+        if (admin && !c_.principal.admin) return c_.error(403, "Only admins can create admin users");
+        auto result = hub_.createUsers(list, admin);
+        if (!result.error.empty()) return c_.error(result.status, result.error);
+        std::string out;
+        JsonWriter w(out);
+        w.beginArray();
+        std::string createdNames;
+        for (const auto* u : result.created) {
+            w.raw(userJson(*u));
+            if (createdNames.size() < 200) createdNames += (createdNames.empty() ? "" : ", ") + u->name;
+        }
+        w.endArray();
+        hub::logInfo("Created {} user(s) (admin: {}) via API by {}: {}{}", result.created.size(), admin,
+                     c_.principal.name, createdNames, createdNames.size() >= 200 ? ", …" : "");
+        c_.json(201, std::move(out));
+    }
+
+    void getUser(const std::string& name) {
+        Resource r = userResource(name);
+        if (!require({"read:users", "read:users:name", "read:servers", "read:users:groups", "read:users:activity",
+                      "read:roles:users"},
+                     r))
+            return;
+        const auto* u = hub_.findUser(name);
+        if (!u) return c_.error(404, "No such user " + hub::safe(name, 100));
+        c_.json(200, userJson(*u));
+    }
+
+    void createUser(const std::string& name) {
+        if (!require({"admin:users"}, {})) return;
+        auto b = body();
+        if (!b) return;
+        bool admin = false;
+        if (b->isObject())
+            if (const Json* a = b->find("admin")) {
+                if (!a->isBool()) return c_.error(400, "admin must be true or false");
+                admin = a->asBool();
+            }
+        if (admin && !c_.principal.admin) return c_.error(403, "Only admins can create admin users");
+        if (auto err = hub::validateUsername(hub::normalizeUsername(name))) return c_.error(400, "Invalid username: " + *err);
+        if (hub_.findUser(hub::normalizeUsername(name)))
+            return c_.error(409, "User " + hub::normalizeUsername(name) + " already exists");
+        auto result = hub_.createUsers({name}, admin);
+        if (!result.error.empty()) return c_.error(result.status, result.error);
+        hub::logInfo("Created user {} (admin: {}) via API by {}", result.created[0]->name, admin, c_.principal.name);
+        c_.json(201, userJson(*result.created[0]));
+    }
+
+    void patchUser(const std::string& name) {
+        if (!require({"admin:users"}, userResource(name))) return;
+        const auto* u = hub_.findUser(name);
+        if (!u) return c_.error(404, "No such user " + hub::safe(name, 100));
+        auto b = body();
+        if (!b) return;
+        if (!b->isObject()) return c_.error(400, "Request body must be a JSON object");
+        hub::UserRecord changed = *u;
+        for (const auto& [key, value] : b->members()) {
+            if (key == "name") {
+                if (!value.isString()) return c_.error(400, "name must be a string");
+                std::string newName = hub::normalizeUsername(value.asString());
+                if (auto err = hub::validateUsername(newName)) return c_.error(400, "Invalid username: " + *err);
+                if (newName != u->name && hub_.findUser(newName))
+                    return c_.error(400, "User " + newName + " already exists, username must be unique");
+                changed.name = newName;
+            } else if (key == "admin") {
+                if (!value.isBool()) return c_.error(400, "admin must be true or false");
+                if (value.asBool() && !u->admin && !c_.principal.admin)
+                    return c_.error(403, "Only admins can grant admin permissions");
+                changed.admin = value.asBool();
+            } else if (key == "groups" || key == "roles" || key == "auth_state") {
+                // Accepted as 3.0 does; group and role assignment lands with issue 6.
+                if (key != "auth_state" && !value.isArray()) return c_.error(400, key + " must be a list");
+            } else {
+                return c_.error(400, "Invalid key in request body: " + hub::safe(key, 50));
+            }
+        }
+        hub_.updateUser(changed);
+        hub::logInfo("Updated user {} via API by {}", changed.name, c_.principal.name);
+        const auto* updated = hub_.findUserById(changed.id);
+        std::string out = userJson(*updated);
+        c_.json(200, std::move(out));
+    }
+
+    void deleteUser(const std::string& name) {
+        if (!require({"delete:users"}, userResource(name))) return;
+        const auto* u = hub_.findUser(name);
+        if (!u) return c_.error(404, "No such user " + hub::safe(name, 100));
+        if (c_.principal.kind == Principal::Kind::User && c_.principal.id == u->id)
+            return c_.error(400, "Cannot delete yourself!");
+        hub_.deleteUser(u->id);
+        hub::logInfo("Deleted user {} via API by {}", name, c_.principal.name);
+        c_.noContent();
+    }
+
+    void listTokens(const std::string& name) {
+        if (!require({"read:tokens"}, userResource(name))) return;
+        const auto* u = hub_.findUser(name);
+        if (!u) return c_.error(404, "No such user " + hub::safe(name, 100));
+        std::string out;
+        JsonWriter w(out);
+        w.beginObject().key("api_tokens").beginArray();
+        hub::Timestamp now = hub::now();
+        for (const auto& t : hub_.tokensOfUser(u->id)) {
+            if (t.expiresAt && *t.expiresAt <= now) {
+                hub_.revokeToken(t.id);
+                continue;
+            }
+            writeToken(w, t);
+        }
+        w.endArray().endObject();
+        c_.json(200, std::move(out));
+    }
+
+    std::optional<int64_t> tokenId(std::string_view raw) const {
+        if (raw.size() < 2 || raw[0] != 'a') return std::nullopt;
+        return parseNonNegative(raw.substr(1));
+    }
+
+    void getToken(const std::string& name, std::string_view rawId) {
+        if (!require({"read:tokens"}, userResource(name))) return;
+        const auto* u = hub_.findUser(name);
+        auto id = tokenId(rawId);
+        const hub::TokenRecord* t = id ? hub_.findToken(*id) : nullptr;
+        if (!u || !t || t->userId != u->id) return c_.error(404, "No such token");
+        std::string out;
+        JsonWriter w(out);
+        writeToken(w, *t);
+        c_.json(200, std::move(out));
+    }
+
+    void deleteToken(const std::string& name, std::string_view rawId) {
+        if (!require({"tokens"}, userResource(name))) return;
+        const auto* u = hub_.findUser(name);
+        auto id = tokenId(rawId);
+        const hub::TokenRecord* t = id ? hub_.findToken(*id) : nullptr;
+        if (!u || !t || t->userId != u->id) return c_.error(404, "No such token");
+        std::string client = t->clientId;
+        if (client != "jupyterhub") {
+            // Revoking an OAuth token revokes all of that client's tokens for the user (3.0).
+            for (const auto& other : hub_.tokensOfUser(u->id))
+                if (other.clientId == client) hub_.revokeToken(other.id);
+        } else {
+            hub_.revokeToken(*id);
+        }
+        hub::logInfo("Revoked token a{} of {} via API by {}", *id, name, c_.principal.name);
+        c_.noContent();
+    }
+
+    void createToken(const std::string& name) {
+        auto b = body();
+        if (!b) return;
+        if (!b->isNull() && !b->isObject()) return c_.error(400, "Request body must be a JSON object");
+        if (!c_.principal) {
+            // 3.0 accepts {"auth": {"username", "password"}} instead of a token.
+            const Json* auth = b->isObject() ? b->find("auth") : nullptr;
+            if (!auth || !auth->isObject()) return c_.error(403, "Missing or invalid credentials");
+            return authenticateThenCreate(name, *b, *auth);
+        }
+        if (!require({"tokens"}, userResource(name))) return;
+        finishCreateToken(name, *b);
+    }
+
+    void authenticateThenCreate(const std::string& name, const Json& request, const Json& auth) {
+        const Json* user = auth.find("username");
+        const Json* pass = auth.find("password");
+        if (!user || !pass || !user->isString() || !pass->isString())
+            return c_.error(400, "auth must contain username and password strings");
+        std::string username = user->asString();
+        std::string password = pass->asString();
+        auto shared = std::make_shared<Call>(std::move(c_));
+        Hub* hub = &hub_;
+        Json copy = request;
+        hub->workers().submit(
+            [hub, username, password] { return hub->authenticator().authenticate(username, password); },
+            [hub, shared, name, copy](hub::AuthResult result) {
+                if (!result.ok || result.username != hub::normalizeUsername(name)) {
+                    shared->error(403, "Missing or invalid credentials");
+                    return;
+                }
+                const auto* u = hub->findUser(result.username);
+                if (!u) {
+                    shared->error(403, "Missing or invalid credentials");
+                    return;
+                }
+                shared->principal.kind = Principal::Kind::User;
+                shared->principal.id = u->id;
+                shared->principal.name = u->name;
+                shared->principal.scopes = hub->userScopes(*u);
+                shared->principal.admin = isFullAdmin(shared->principal.scopes);
+                Routes(*hub, *shared).finishCreateToken(name, copy);
+            });
+    }
+
+public:
+    void finishCreateToken(const std::string& name, const Json& b) {
+        const auto* u = hub_.findUser(name);
+        if (!u) return c_.error(404, "No such user " + hub::safe(name, 100));
+        std::string note;
+        std::optional<double> expiresIn;
+        std::vector<std::string> scopes;
+        if (b.isObject()) {
+            for (const auto& [key, value] : b.members()) {
+                if (key == "note") {
+                    if (!value.isString() && !value.isNull()) return c_.error(400, "note must be a string");
+                    if (value.isString()) note = value.asString();
+                    if (note.size() > 1024) return c_.error(400, "note is longer than 1024 characters");
+                } else if (key == "expires_in") {
+                    if (value.isNull()) continue;
+                    if (!value.isNumber() || value.asNumber() <= 0 || value.asNumber() > 1e10)
+                        return c_.error(400, "expires_in must be a positive number of seconds");
+                    expiresIn = value.asNumber();
+                } else if (key == "scopes" || key == "roles") {
+                    if (!value.isArray()) return c_.error(400, key + " must be a list of strings");
+                    for (const auto& s : value.items()) {
+                        if (!s.isString()) return c_.error(400, key + " must be a list of strings");
+                        if (key == "scopes") {
+                            if (auto err = validateScope(s.asString())) return c_.error(400, *err);
+                            scopes.push_back(s.asString());
+                        } else {
+                            const auto* role = builtinRoleScopes(s.asString());
+                            if (!role) return c_.error(400, "Unknown role " + hub::safe(s.asString(), 50));
+                            scopes.insert(scopes.end(), role->begin(), role->end());
+                        }
+                    }
+                } else if (key == "auth") {
+                    continue;
+                } else {
+                    return c_.error(400, "Invalid key in request body: " + hub::safe(key, 50));
+                }
+            }
+        }
+        if (note.empty()) {
+            note = c_.principal.kind == Principal::Kind::Service ? "Requested via api by service " + c_.principal.name
+                                                                  : "Requested via api by user " + c_.principal.name;
+        }
+        if (!scopes.empty() && std::find(scopes.begin(), scopes.end(), "inherit") == scopes.end()) {
+            // The owner must hold everything requested (no escalation via tokens).
+            ScopeOwner owner{ScopeOwner::Kind::User, u->name};
+            ScopeSet requested = expandScopes(scopes, owner);
+            ScopeSet granted = intersectScopes(requested, hub_.userScopes(*u), hub_.groupMembership());
+            if (renderScopes(requested) != renderScopes(granted)) {
+                std::vector<std::string> missing;
+                auto grantedList = renderScopes(granted);
+                for (const auto& s : renderScopes(requested))
+                    if (std::find(grantedList.begin(), grantedList.end(), s) == grantedList.end()) missing.push_back(s);
+                return c_.error(400, "Not assigning requested scopes " + scopeList(missing) + " not held by user " +
+                                         u->name);
+            }
+        }
+        auto issued = hub_.issueToken(u->id, std::nullopt, note, scopes, expiresIn);
+        hub::logInfo("Issued token a{} for {} by {}", issued.record.id, u->name, c_.principal.name);
+        std::string out;
+        JsonWriter w(out);
+        writeToken(w, issued.record, &issued.token);
+        c_.json(201, std::move(out));
+    }
+
+private:
+    void activity(const std::string& name) {
+        if (!require({"users:activity"}, userResource(name))) return;
+        const auto* u = hub_.findUser(name);
+        if (!u) return c_.error(404, "No such user " + hub::safe(name, 100));
+        auto b = body();
+        if (!b) return;
+        if (!b->isObject() || (!b->find("last_activity") && !b->find("servers")))
+            return c_.error(400, "body must be a dict containing last_activity or servers");
+        std::optional<hub::Timestamp> newest;
+        auto consider = [&](const Json& v) -> bool {
+            if (!v.isString()) return false;
+            auto t = hub::parseUtc(v.asString());
+            if (!t) return false;
+            if (*t > hub::now() + std::chrono::minutes(59)) return false;
+            if (!newest || *t > *newest) newest = *t;
+            return true;
+        };
+        if (const Json* la = b->find("last_activity"))
+            if (!consider(*la)) return c_.error(400, "last_activity must be an ISO 8601 timestamp, not in the future");
+        if (const Json* servers = b->find("servers")) {
+            if (!servers->isObject()) return c_.error(400, "servers must be a dict");
+            for (const auto& [server, model] : servers->members()) {
+                // No server rows until the spawner lands: only the default name is known.
+                if (!server.empty())
+                    return c_.error(400, "No such server '" + hub::safe(server, 50) + "' for user " + name);
+                const Json* la = model.isObject() ? model.find("last_activity") : nullptr;
+                if (la && !consider(*la))
+                    return c_.error(400, "last_activity must be an ISO 8601 timestamp, not in the future");
+            }
+        }
+        if (newest) hub_.recordActivity(u->id, *newest);
+        c_.json(200, {});
+    }
+
+    void serverNotAvailable(const std::string& name, const std::string& method) {
+        if (method == "POST" && !require({"servers"}, userResource(name))) return;
+        if (method == "DELETE" && !require({"delete:servers"}, userResource(name))) return;
+        if (method == "GET") return c_.error(404, "Not Found");
+        if (method != "POST" && method != "DELETE") return methodNotAllowed();
+        c_.error(501, "Starting and stopping servers is not available in this hubd build yet: the spawner "
+                      "lands with the privilege-boundary work (hubd issue 3)");
+    }
+
+    Hub& hub_;
+    Call& c_;
+};
+
+}  // namespace
+
+void Hub::Api::handle(std::string_view path, Request& request, Responder responder) {
+    if (request.method == "OPTIONS") {
+        responder.send(jsonResponse(200, {}));
+        return;
+    }
+    Call call{request, std::move(responder), {}};
+    call.principal = hub_.authenticate(request, true);
+    Routes routes(hub_, call);
+    routes.dispatch(splitPath(path));
+}
+
+}  // namespace hubd

@@ -1,1 +1,296 @@
-// placeholder
+// SPDX-License-Identifier: BSD-3-Clause
+// The hub's HTML pages. Plain server-rendered HTML and one stylesheet: no
+// JavaScript is needed to log in, see one's server, or log out.
+#include "app/pages.h"
+
+#include <fmt/format.h>
+
+#include "app/json.h"
+#include "hubcore/log.h"
+#include "hubcore/token.h"
+#include "hubcore/username.h"
+
+namespace hubd {
+
+using hubd::http::Request;
+using hubd::http::Responder;
+using hubd::http::Response;
+
+namespace {
+
+constexpr std::string_view kStylesheet = R"css(
+:root { color-scheme: light dark; --accent: #d2691e; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 16px/1.5 system-ui, sans-serif; }
+header { display: flex; justify-content: space-between; align-items: center; padding: .5rem 1.5rem;
+         border-bottom: 1px solid #8884; }
+header .brand { font-weight: 700; font-size: 1.2rem; text-decoration: none; color: inherit; }
+header nav a, header nav form { margin-left: 1rem; display: inline; }
+main { max-width: 40rem; margin: 2rem auto; padding: 0 1.5rem; }
+form.login { display: grid; gap: .75rem; max-width: 22rem; margin: 0 auto; }
+label { font-weight: 600; }
+input[type=text], input[type=password] { font: inherit; padding: .5rem; border: 1px solid #888; border-radius: 4px; }
+button { font: inherit; padding: .5rem 1rem; border: 0; border-radius: 4px; background: var(--accent);
+         color: #fff; cursor: pointer; }
+button.link { background: none; color: inherit; text-decoration: underline; padding: 0; }
+.error { border-left: 4px solid #c00; padding: .5rem 1rem; background: #c001; }
+.notice { border-left: 4px solid var(--accent); padding: .5rem 1rem; background: #d2691e1a; }
+:focus-visible { outline: 3px solid var(--accent); outline-offset: 2px; }
+)css";
+
+void addPageHeaders(Response& r) {
+    r.set("Content-Type", "text/html; charset=utf-8");
+    r.set("Content-Security-Policy",
+          "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'self'; "
+          "base-uri 'none'");
+    r.set("X-Content-Type-Options", "nosniff");
+    r.set("Referrer-Policy", "same-origin");
+    r.set("Cache-Control", "no-store");
+    r.set("X-JupyterHub-Version", "3.0.0");
+}
+
+std::string cookieAttributes(const Request& request, std::string_view path) {
+    std::string attrs = fmt::format("; Path={}; HttpOnly; SameSite=Lax", path);
+    if (request.tls) attrs += "; Secure";
+    return attrs;
+}
+
+}  // namespace
+
+bool isLocalPath(std::string_view next) {
+    if (next.empty() || next[0] != '/') return false;
+    if (next.size() > 1 && (next[1] == '/' || next[1] == '\\')) return false;
+    for (unsigned char c : next)
+        if (c < 0x20 || c == 0x7f || c == '\\') return false;
+    return next.size() <= 2048;
+}
+
+Response Hub::Pages::page(int status, std::string_view title, std::string_view body,
+                          const hub::UserRecord* user) const {
+    const std::string& prefix = hub_.hubPrefix();
+    std::string nav;
+    if (user) {
+        nav = fmt::format(
+            "<nav aria-label=\"Account\"><span>Signed in as <strong>{}</strong></span>"
+            "<a href=\"{}home\">Home</a><a href=\"{}logout\">Log out</a></nav>",
+            htmlEscape(user->name), prefix, prefix);
+    }
+    Response r;
+    r.status = status;
+    r.body = fmt::format(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+        "<title>{} - hubd</title>\n<link rel=\"stylesheet\" href=\"{}static/hubd.css\">\n</head>\n<body>\n"
+        "<header><a class=\"brand\" href=\"{}\">hubd</a>{}</header>\n<main>\n{}\n</main>\n</body>\n</html>\n",
+        htmlEscape(title), prefix, prefix, nav, body);
+    addPageHeaders(r);
+    return r;
+}
+
+Response Hub::Pages::renderLogin(int status, const std::string& next, const std::string& username,
+                                 std::string_view error) const {
+    std::string action = hub_.hubPrefix() + "login";
+    if (!next.empty()) action += "?next=" + urlEncode(next);
+    std::string errorHtml;
+    if (!error.empty()) errorHtml = fmt::format("<p class=\"error\" role=\"alert\">{}</p>\n", htmlEscape(error));
+    std::string body = fmt::format(
+        "<h1>Sign in</h1>\n{}"
+        "<form class=\"login\" method=\"post\" action=\"{}\">\n"
+        "<label for=\"username_input\">Username</label>\n"
+        "<input id=\"username_input\" type=\"text\" name=\"username\" value=\"{}\" autocapitalize=\"off\" "
+        "autocorrect=\"off\" autocomplete=\"username\" required autofocus>\n"
+        "<label for=\"password_input\">Password</label>\n"
+        "<input id=\"password_input\" type=\"password\" name=\"password\" autocomplete=\"current-password\">\n"
+        "<button type=\"submit\" id=\"login_submit\">Sign in</button>\n</form>",
+        errorHtml, htmlEscape(action), htmlEscape(username));
+    return page(status, "Sign in", body, nullptr);
+}
+
+std::string Hub::Pages::nextUrl(const Request& request, const hub::UserRecord* user) const {
+    (void)user;
+    const std::string& prefix = hub_.hubPrefix();
+    std::string fallback = prefix + "home";
+    auto next = request.queryParam("next");
+    if (!next || !isLocalPath(*next)) return fallback;
+    const std::string& base = hub_.baseUrl();
+    if (next->compare(0, base.size(), base) != 0) return fallback;
+    // /user/... goes through the hub so a stopped server is offered a start (3.0).
+    std::string userPrefix = base + "user/";
+    if (next->compare(0, userPrefix.size(), userPrefix) == 0) return prefix + next->substr(base.size());
+    return *next;
+}
+
+void Hub::Pages::handle(std::string_view path, Request& request, Responder responder) {
+    const std::string& m = request.method;
+    bool get = m == "GET" || m == "HEAD";
+    if (path == "/static/hubd.css" && get) {
+        Response r;
+        r.body = std::string(kStylesheet);
+        r.set("Content-Type", "text/css; charset=utf-8");
+        r.set("Cache-Control", "max-age=3600");
+        r.set("X-Content-Type-Options", "nosniff");
+        return responder.send(std::move(r));
+    }
+    if (path == "/health" && get) return responder.send(jsonResponse(200, {}));
+    if (path == "/login") {
+        if (get) return loginPage(request, std::move(responder));
+        if (m == "POST") return loginSubmit(request, std::move(responder));
+    }
+    if (path == "/logout" && (get || m == "POST")) return logout(request, std::move(responder));
+    if ((path == "/" || path == "/home") && get) return home(request, std::move(responder));
+    if (path.substr(0, 6) == "/user/" && get) {
+        std::string_view rest = path.substr(6);
+        return userNotRunning(rest.substr(0, rest.find('/')), request, std::move(responder));
+    }
+    if ((path == "/spawn" || path.substr(0, 7) == "/spawn/") && (get || m == "POST")) {
+        const hub::UserRecord* user = hub_.cookieUser(request);
+        if (!user)
+            return responder.send(redirect(302, hub_.hubPrefix() + "login?next=" + urlEncode(request.rawPath)));
+        return responder.send(page(503, "Not available yet",
+                                   "<h1>Starting servers is not available yet</h1>\n<p class=\"notice\">This hubd "
+                                   "build does not start notebook servers: the spawner lands with the "
+                                   "privilege-boundary work (hubd issue 3).</p>",
+                                   user));
+    }
+    notFound(request, std::move(responder));
+}
+
+void Hub::Pages::notFound(Request& request, Responder responder) {
+    const hub::UserRecord* user = hub_.cookieUser(request);
+    responder.send(page(404, "Not found",
+                        fmt::format("<h1>404: Not found</h1>\n<p>There is nothing at this address. "
+                                    "<a href=\"{}home\">Go to your home page</a>.</p>",
+                                    hub_.hubPrefix()),
+                        user));
+}
+
+void Hub::Pages::loginPage(Request& request, Responder responder) {
+    if (const hub::UserRecord* user = hub_.cookieUser(request))
+        return responder.send(redirect(302, nextUrl(request, user)));
+    std::string next = request.queryParam("next").value_or("");
+    if (!isLocalPath(next)) next.clear();
+    responder.send(renderLogin(200, next, {}, {}));
+}
+
+void Hub::Pages::loginSubmit(Request& request, Responder responder) {
+    std::string next = request.queryParam("next").value_or("");
+    if (!isLocalPath(next)) next.clear();
+    std::string_view ct = request.header("Content-Type");
+    if (ct.substr(0, 33) != "application/x-www-form-urlencoded")
+        return responder.send(renderLogin(400, next, {}, "The login form was not submitted correctly. Try again."));
+    auto form = parseForm(request.body);
+    std::string rawName = form["username"];
+    std::string password = form["password"];
+    const char* neutral = "Invalid username or password";
+    std::string reason;
+    auto normalized = hub::normalizeLoginName(hub_.settings(), rawName, reason);
+    if (!normalized) {
+        hub::logWarning("Failed login for '{}' from {}: {}", hub::safe(rawName, 64), request.peerAddress,
+                        hub::safe(reason));
+        return responder.send(renderLogin(200, next, {}, neutral));
+    }
+    std::string username = *normalized;
+    auto shared = std::make_shared<Responder>(std::move(responder));
+    Hub* hub = &hub_;
+    Pages* self = this;
+    std::string peer = request.peerAddress;
+    // The request may be gone when PAM answers: keep what the reply needs.
+    Request copy;
+    copy.target = request.target;
+    copy.query = request.query;
+    copy.tls = request.tls;
+    hub->workers().submit(
+        [hub, username, password] { return hub->authenticator().authenticate(username, password); },
+        [hub, self, shared, username, next, peer, copy](hub::AuthResult result) {
+            const char* neutralMsg = "Invalid username or password";
+            for (const auto& note : result.logNotes) hub::logInfo("PAM for {}: {}", hub::safe(username, 64), note);
+            if (!result.ok) {
+                hub::logWarning("Failed login for {} from {}: {}", hub::safe(username, 64), peer,
+                                hub::safe(result.failureReason));
+                shared->send(self->renderLogin(200, next, username, neutralMsg));
+                return;
+            }
+            result.username = hub::mapUsername(hub->settings(), result.username);
+            const hub::UserRecord* existing = hub->findUser(result.username);
+            auto decision = hub::decideAccess(hub->settings(), result.username, result.groups, existing != nullptr,
+                                              existing && existing->admin, result.admin);
+            if (!decision.allowed) {
+                hub::logWarning("Login of {} from {} refused: {}", result.username, peer, decision.reason);
+                shared->send(self->renderLogin(200, next, username, neutralMsg));
+                return;
+            }
+            if (!existing) {
+                auto created = hub->createUsers({result.username}, decision.admin);
+                if (created.created.empty()) {
+                    hub::logError("Could not add user {}: {}", result.username, created.error);
+                    shared->send(self->renderLogin(500, next, username, "The hub could not record your login."));
+                    return;
+                }
+                existing = created.created[0];
+            } else if (decision.admin != existing->admin) {
+                // admin_users and admin_groups decide on every login (JupyterHub 3.0).
+                hub::UserRecord changed = *existing;
+                changed.admin = decision.admin;
+                hub->updateUser(changed);
+                existing = hub->findUserById(changed.id);
+            }
+            hub->recordActivity(existing->id, hub::now());
+            hub::logInfo("User logged in: {} from {}", existing->name, peer);
+            Response r = redirect(302, self->nextUrl(copy, existing));
+            int64_t maxAge = static_cast<int64_t>(hub->settings().cookieMaxAgeDays * 86400);
+            r.headers.emplace_back("Set-Cookie", "jupyterhub-hub-login=" + hub->loginCookieValue(*existing) +
+                                                     cookieAttributes(copy, hub->hubPrefix()) +
+                                                     "; Max-Age=" + std::to_string(maxAge));
+            r.headers.emplace_back("Set-Cookie", "jupyterhub-session-id=" + hub::generateToken() +
+                                                     cookieAttributes(copy, hub->baseUrl()));
+            shared->send(std::move(r));
+        });
+}
+
+void Hub::Pages::logout(Request& request, Responder responder) {
+    if (const hub::UserRecord* user = hub_.cookieUser(request))
+        hub::logInfo("User logged out: {}", user->name);
+    Response r = redirect(302, hub_.hubPrefix() + "login");
+    std::string expired = "; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT";
+    r.headers.emplace_back("Set-Cookie", "jupyterhub-hub-login=" + cookieAttributes(request, hub_.hubPrefix()) + expired);
+    r.headers.emplace_back("Set-Cookie", "jupyterhub-session-id=" + cookieAttributes(request, hub_.baseUrl()) + expired);
+    responder.send(std::move(r));
+}
+
+void Hub::Pages::home(Request& request, Responder responder) {
+    const hub::UserRecord* user = hub_.cookieUser(request);
+    if (!user) {
+        std::string target = hub_.hubPrefix() + "login?next=" + urlEncode(request.rawPath);
+        return responder.send(redirect(302, target));
+    }
+    const std::string& prefix = hub_.hubPrefix();
+    std::string body = fmt::format(
+        "<h1>Your server</h1>\n"
+        "<p id=\"server-status\">Your server at <code>{}user/{}/</code> is <strong>not running</strong>.</p>\n"
+        "<form method=\"post\" action=\"{}spawn\"><button type=\"submit\" id=\"start\">Start my server</button>"
+        "</form>\n",
+        htmlEscape(hub_.baseUrl()), htmlEscape(urlEncode(user->name)), prefix);
+    if (hub_.settings().adminAccess)
+        body += "<p class=\"notice\">Administrators of this hub can open your server (admin_access is on).</p>\n";
+    responder.send(page(200, "Home", body, user));
+}
+
+void Hub::Pages::userNotRunning(std::string_view name, Request& request, Responder responder) {
+    const hub::UserRecord* user = hub_.cookieUser(request);
+    if (!user) {
+        std::string target = hub_.hubPrefix() + "login?next=" + urlEncode(request.rawPath);
+        return responder.send(redirect(302, target));
+    }
+    if (request.header("Accept").find("application/json") != std::string_view::npos)
+        return responder.send(jsonError(424, "Server is not running"));
+    bool own = name == user->name;
+    std::string body =
+        own ? fmt::format("<h1>Your server is not running</h1>\n<p>Would you like to start it?</p>\n"
+                          "<form method=\"post\" action=\"{}spawn\"><button type=\"submit\">Start my server</button>"
+                          "</form>",
+                          hub_.hubPrefix())
+            : std::string("<h1>Server not available</h1>\n<p>This server is not running, or you may not open it.</p>");
+    responder.send(page(own ? 424 : 403, own ? "Server not running" : "Not available", body, user));
+}
+
+}  // namespace hubd

@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "hubcore/config.h"
@@ -13,10 +14,11 @@ namespace hub {
 
 struct AuthResult {
     bool ok = false;
-    std::string username;          // normalised
-    std::optional<bool> admin;     // set when admin_groups decided it
-    std::string failureReason;     // for the log only; never shown to the user
-    std::vector<std::string> groups;  // Unix groups of the user (for allowed/admin groups)
+    std::string username;               // normalised
+    std::optional<bool> admin;          // set when admin_groups decided it
+    std::string failureReason;          // for the log only; never shown to the user
+    std::vector<std::string> groups;    // Unix groups of the user (for allowed/admin groups)
+    std::vector<std::string> logNotes;  // PAM messages and warnings, already log-safe; never the password
 };
 
 // authenticate() may block (PAM): hubd calls it on a worker thread.
@@ -44,8 +46,17 @@ struct AccessDecision {
     std::string reason;  // for the log
 };
 AccessDecision decideAccess(const Settings& settings, const std::string& username,
-                            const std::vector<std::string>& groups, bool inDatabase,
-                            bool adminInDatabase, std::optional<bool> adminFromAuth);
+                            const std::vector<std::string>& groups, bool inDatabase, bool adminInDatabase,
+                            std::optional<bool> adminFromAuth);
+
+// The login-name steps every authenticator shares (JupyterHub's
+// normalize_username + validate_username): trim and lowercase, then
+// validateUsername and Authenticator.username_pattern. nullopt with `reason`
+// set when refused; the reason never repeats the name, which may be hostile.
+std::optional<std::string> normalizeLoginName(const Settings& settings, std::string_view raw,
+                                              std::string& reason);
+// Authenticator.username_map, applied after authentication (normalised keys).
+std::string mapUsername(const Settings& settings, const std::string& name);
 
 // Unix groups of a user (getgrouplist + getgrnam_r); empty if unknown.
 std::vector<std::string> unixGroupsOf(const std::string& username);

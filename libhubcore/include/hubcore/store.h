@@ -185,8 +185,10 @@ public:
     sqlite3* handle() { return db_; }
 
 private:
+    struct Impl;  // prepared-statement cache and transaction nesting (store.cpp)
     explicit Store(sqlite3* db);
     sqlite3* db_;
+    std::unique_ptr<Impl> impl_;
 };
 
 template <typename Fn> void Store::transaction(Fn&& fn) {

@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// The hub's in-memory view of users, tokens, roles and services, kept in
+// step with the state database (write-through), and the request router.
+//
+// Threading: everything here runs on the event-loop thread; only
+// Authenticator::authenticate runs on a worker.
+//
+// MUST: a request is attributed to a principal only through a verified
+// token (Authorization header) or a verified login cookie; API calls that
+// rely on the cookie must also pass the same-origin check.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "app/scopes.h"
+#include "hubcore/auth.h"
+#include "hubcore/config.h"
+#include "hubcore/store.h"
+#include "http/server.h"
+
+namespace hubd {
+
+struct Principal {
+    enum class Kind { None, User, Service } kind = Kind::None;
+    int64_t id = 0;
+    std::string name;
+    ScopeSet scopes;
+    std::optional<int64_t> tokenId;
+    bool viaCookie = false;
+    bool admin = false;  // holds every scope of the admin role (isFullAdmin)
+
+    explicit operator bool() const { return kind != Kind::None; }
+};
+
+struct ServiceInfo {
+    hub::ServiceRecord record;
+    std::string url;
+};
+
+// Where a request came in, for URLs and redirects.
+struct Origin {
+    std::string scheme;  // http / https
+    std::string host;    // Host header
+};
+
+class Hub {
+public:
+    Hub(hub::Settings settings, std::unique_ptr<hub::Store> store, std::unique_ptr<hub::Authenticator> auth,
+        std::string cookieSecret, hubd::http::EventLoop& loop, hubd::http::WorkerPool& workers);
+    ~Hub();
+
+    // Applies configuration to the database (roles, users, services,
+    // tokens) and loads the caches. Returns error sentences; start-up stops
+    // if any. Warnings are logged.
+    std::vector<std::string> start();
+
+    void handle(hubd::http::Request& request, hubd::http::Responder responder);
+
+    // --- state, used by the API and the pages ---
+    const hub::Settings& settings() const { return settings_; }
+    hub::Store& store() { return *store_; }
+    hub::Authenticator& authenticator() { return *auth_; }
+    hubd::http::EventLoop& loop() { return loop_; }
+    hubd::http::WorkerPool& workers() { return workers_; }
+    const std::string& hubPrefix() const { return hubPrefix_; }  // "/hub/" under base_url
+    const std::string& baseUrl() const { return settings_.baseUrl; }
+
+    const hub::UserRecord* findUser(std::string_view name) const;
+    const hub::UserRecord* findUserById(int64_t id) const;
+    const hub::UserRecord* findUserByCookieId(std::string_view cookieId) const;
+    // All users in creation order.
+    std::vector<const hub::UserRecord*> users() const;
+    // Validates and creates users in one transaction. Error sentence on failure.
+    struct CreateResult {
+        std::vector<const hub::UserRecord*> created;
+        std::string error;
+        int status = 201;
+    };
+    CreateResult createUsers(const std::vector<std::string>& names, bool admin);
+    void updateUser(const hub::UserRecord& changed);
+    void deleteUser(int64_t id);
+    void recordActivity(int64_t userId, hub::Timestamp when);
+
+    const std::vector<hub::GroupRecord>& groups() const { return groups_; }
+    std::vector<std::string> groupsOf(std::string_view user) const;
+    std::vector<std::string> rolesOf(const hub::UserRecord& user) const;
+
+    // Tokens
+    struct IssuedToken {
+        std::string token;
+        hub::TokenRecord record;
+    };
+    IssuedToken issueToken(std::optional<int64_t> userId, std::optional<int64_t> serviceId, std::string note,
+                           std::vector<std::string> scopes, std::optional<double> expiresInSeconds,
+                           std::string clientId = "jupyterhub");
+    std::vector<hub::TokenRecord> tokensOfUser(int64_t userId) const;
+    const hub::TokenRecord* findToken(int64_t id) const;
+    void revokeToken(int64_t id);
+
+    // Scopes of a user (roles + groups' roles) and of a token.
+    ScopeSet userScopes(const hub::UserRecord& user) const;
+    ScopeSet serviceScopes(const ServiceInfo& service) const;
+    ScopeSet tokenScopes(const hub::TokenRecord& token) const;
+    std::map<std::string, std::vector<std::string>> groupMembership() const;
+
+    // Who is asking. `forApi` applies the same-origin check to cookies.
+    Principal authenticate(const hubd::http::Request& request, bool forApi);
+    // The user of a valid login cookie, or nullptr.
+    const hub::UserRecord* cookieUser(const hubd::http::Request& request);
+    std::string loginCookieValue(const hub::UserRecord& user) const;
+
+    const std::map<std::string, ServiceInfo>& services() const { return services_; }
+
+    Origin originOf(const hubd::http::Request& request) const;
+
+private:
+    void loadCaches();
+    std::vector<std::string> applyRoles();
+    std::vector<std::string> applyUsers();
+    std::vector<std::string> applyServices();
+    void warnAboutDisallowedUsers();
+    const hub::TokenRecord* lookupToken(std::string_view token);
+    hub::UserRecord& mutableUser(int64_t id);
+
+    hub::Settings settings_;
+    std::unique_ptr<hub::Store> store_;
+    std::unique_ptr<hub::Authenticator> auth_;
+    std::string cookieSecret_;
+    hubd::http::EventLoop& loop_;
+    hubd::http::WorkerPool& workers_;
+    std::string hubPrefix_;
+
+    std::map<int64_t, hub::UserRecord> usersById_;  // ordered by id = creation order
+    std::unordered_map<std::string, int64_t> userIdByName_;
+    std::unordered_map<std::string, int64_t> userIdByCookie_;
+    std::vector<hub::GroupRecord> groups_;
+    std::map<std::string, hub::RoleRecord> customRoles_;
+    std::map<std::string, ServiceInfo> services_;
+    std::unordered_map<int64_t, hub::TokenRecord> tokens_;
+    std::unordered_multimap<std::string, int64_t> tokenIdsByPrefix_;
+    // SHA-256 of a verified token -> token id. User-provided tokens are hashed
+    // with 16384 rounds, so re-verifying on every request would cost ~1 ms.
+    std::unordered_map<std::string, int64_t> verifiedTokens_;
+    std::unordered_map<int64_t, hub::Timestamp> lastPersistedActivity_;
+
+    class Api;
+    class Pages;
+    std::unique_ptr<Api> api_;
+    std::unique_ptr<Pages> pages_;
+};
+
+// Shared response helpers.
+hubd::http::Response jsonResponse(int status, std::string body);
+hubd::http::Response jsonError(int status, std::string_view message);
+hubd::http::Response redirect(int status, std::string location);
+std::string urlEncode(std::string_view s);
+std::string urlDecode(std::string_view s, bool plusAsSpace);
+std::map<std::string, std::string> parseForm(std::string_view body);
+std::string htmlEscape(std::string_view s);
+std::string sha256Hex(std::string_view data);
+
+}  // namespace hubd
