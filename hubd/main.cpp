@@ -33,7 +33,8 @@ proxy and OAuth provider that runs as an unprivileged user.
 
 Options:
   -f, --config FILE   read a jupyterhub_config.py-style file (literal
-                      assignments only: c.Class.trait = <literal>)
+                      assignments only: c.Class.trait = <literal>);
+                      default: ./jupyterhub_config.py if it exists
   --Class.trait=VALUE override one setting, e.g.
                       --JupyterHub.bind_url=http://:8000
                       --Authenticator.admin_users="{'zoe'}"
@@ -107,6 +108,14 @@ std::string displayHost(const std::string& host) {
 }
 
 int run(int argc, char** argv) {
+    // Signals arrive through the loop (signalfd) so shutdown happens between
+    // requests. They are blocked before any thread starts, since threads
+    // inherit the mask and an unblocked worker would take SIGTERM's default.
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &mask, nullptr);
     std::optional<std::string> configFile;
     std::vector<std::string> overrides;
     bool checkOnly = false;
@@ -142,6 +151,13 @@ int run(int argc, char** argv) {
         }
     }
 
+    // Like JupyterHub (JupyterHub.config_file), read ./jupyterhub_config.py
+    // when no file is named: the seed guide starts the hub in the directory
+    // that holds it.
+    if (!configFile && ::access("jupyterhub_config.py", F_OK) == 0) {
+        configFile = "jupyterhub_config.py";
+        hub::logInfo("Loading configuration from ./jupyterhub_config.py");
+    }
     hub::LoadResult loaded = hub::loadSettings(configFile, overrides);
     for (const auto& d : loaded.diagnostics) {
         if (d.severity == hub::ConfigDiagnostic::Severity::Error) hub::logError("{}", d.format());
@@ -193,7 +209,7 @@ int run(int argc, char** argv) {
 
     std::unique_ptr<hub::Authenticator> authenticator = hub::makeAuthenticator(settings);
     hubd::http::EventLoop loop;
-    hubd::http::WorkerPool workers(loop, 4);
+    hubd::http::WorkerPool workers(loop, 8);
     hubd::Hub hub(settings, std::move(store), std::move(authenticator), secret.secret, loop, workers);
     std::vector<std::string> startErrors = hub.start();
     if (!startErrors.empty()) {
@@ -222,12 +238,6 @@ int run(int argc, char** argv) {
         return 1;
     }
 
-    // Signals arrive through the loop so shutdown happens between requests.
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigprocmask(SIG_BLOCK, &mask, nullptr);
     int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     if (sfd < 0) {
         hub::logError("signalfd failed: {}", std::strerror(errno));

@@ -580,7 +580,7 @@ private:
             [hub, username, password] { return hub->authenticator().authenticate(username, password); },
             [hub, shared, name, copy](hub::AuthResult result) {
                 if (!result.ok || result.username != hub::normalizeUsername(name)) {
-                    shared->error(403, "Missing or invalid credentials");
+                    hub->replyAfterFailureDelay([shared] { shared->error(403, "Missing or invalid credentials"); });
                     return;
                 }
                 const auto* u = hub->findUser(result.username);

@@ -650,6 +650,10 @@ const hub::TokenRecord* Hub::lookupToken(std::string_view token) {
 
 // ---------------------------------------------------------------- requests
 
+void Hub::replyAfterFailureDelay(std::function<void()> reply) {
+    loop_.addTimer(std::chrono::seconds(2), std::move(reply));
+}
+
 Origin Hub::originOf(const Request& request) const {
     return Origin{request.tls ? "https" : "http", std::string(request.header("Host"))};
 }

@@ -10,6 +10,7 @@
 // rely on the cookie must also pass the same-origin check.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -107,6 +108,10 @@ public:
     ScopeSet serviceScopes(const ServiceInfo& service) const;
     ScopeSet tokenScopes(const hub::TokenRecord& token) const;
     std::map<std::string, std::vector<std::string>> groupMembership() const;
+
+    // Runs reply after the failed-login delay (2 s, like pam_faildelay's
+    // default) on a timer, so a guessing client waits without holding a thread.
+    void replyAfterFailureDelay(std::function<void()> reply);
 
     // Who is asking. `forApi` applies the same-origin check to cookies.
     Principal authenticate(const hubd::http::Request& request, bool forApi);

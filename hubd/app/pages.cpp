@@ -207,10 +207,13 @@ void Hub::Pages::loginSubmit(Request& request, Responder responder) {
             if (!result.ok) {
                 hub::logWarning("Failed login for {} from {}: {}", hub::safe(username, 64), peer,
                                 hub::safe(result.failureReason));
-                shared->send(self->renderLogin(200, next, username, neutralMsg));
+                // The failure delay runs here, on a timer, not in PAM on a worker thread.
+                hub->replyAfterFailureDelay(
+                    [shared, reply = self->renderLogin(200, next, username, neutralMsg)]() mutable {
+                        shared->send(std::move(reply));
+                    });
                 return;
             }
-            result.username = hub::mapUsername(hub->settings(), result.username);
             const hub::UserRecord* existing = hub->findUser(result.username);
             auto decision = hub::decideAccess(hub->settings(), result.username, result.groups, existing != nullptr,
                                               existing && existing->admin, result.admin);

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -66,9 +67,14 @@ struct Response {
 
 // Completes one request. May be moved to a callback and called later, on
 // the loop thread. If it is destroyed without send(), the server answers 500.
+// Copies share one answer (the first send() wins, later ones are no-ops) and
+// the 500 comes when the last copy goes: copyable so that it fits in the
+// std::function callbacks of EventLoop::addTimer/post and WorkerPool::submit.
 class Responder {
 public:
     Responder() = default;
+    Responder(const Responder&);
+    Responder& operator=(const Responder&);
     Responder(Responder&&) noexcept;
     Responder& operator=(Responder&&) noexcept;
     ~Responder();
@@ -82,6 +88,9 @@ private:
     std::shared_ptr<Slot> slot_;
 };
 
+// Runs on the loop thread. `request` stays valid for the handler call and,
+// if it answers later, until send() or until the client goes away: an
+// asynchronous handler should copy what it needs, not keep the reference.
 using Handler = std::function<void(Request& request, Responder responder)>;
 
 class HttpServer {

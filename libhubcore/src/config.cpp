@@ -1,1 +1,1024 @@
-// placeholder
+// SPDX-License-Identifier: BSD-3-Clause
+// Turns parsed assignments into Settings with JupyterHub's class and URL rules; --help-all text.
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <regex>
+
+#include <fmt/format.h>
+
+#include "hubcore/config.h"
+
+namespace hub {
+namespace {
+
+using Severity = ConfigDiagnostic::Severity;
+using VK = PyValue::Kind;
+
+constexpr std::uintmax_t kMaxFileBytes = 16u << 20;  // far beyond any real configuration
+constexpr int kMaxSuggestions = 100;                 // edit distances cost time on hostile input
+const std::string kCommandLine = "<command line>";
+
+std::string lower(std::string_view s) {
+    std::string out;
+    for (char c : s) out += (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+    return out;
+}
+
+// repr() for messages: a 1 MB value must not make a 1 MB log line.
+std::string shortRepr(const PyValue& v) {
+    std::string r = v.repr();
+    constexpr std::size_t kMax = 60;
+    if (r.size() <= kMax) return r;
+    std::size_t cut = kMax;
+    while (cut > 0 && (static_cast<unsigned char>(r[cut]) & 0xC0) == 0x80) --cut;  // UTF-8 boundary
+    return r.substr(0, cut) + "...";
+}
+
+bool isSequence(const PyValue& v) {
+    return v.kind == VK::List || v.kind == VK::Tuple || v.kind == VK::Set;
+}
+
+struct Url {
+    std::string scheme, host;
+    int port = 0;
+    bool explicitPort = false;
+    std::string path = "/";
+    std::string origin() const { return fmt::format("{}://{}:{}", scheme, host, port); }
+};
+
+bool hostChars(std::string_view host) {
+    for (char c : host)
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+              c == '-' || c == '_'))
+            return false;
+    return true;
+}
+bool ipv6Chars(std::string_view host) {
+    for (char c : host)
+        if (!((c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || (c >= '0' && c <= '9') || c == ':' ||
+              c == '.'))
+            return false;
+    return !host.empty();
+}
+// Characters that cannot appear in a URL path hubd builds on.
+bool badPathChar(char c) {
+    return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '?' || c == '#' || c == '\\' ||
+           c == '"' || c == '<' || c == '>';
+}
+
+std::optional<Url> parseUrl(std::string_view s, std::string& why) {
+    const std::size_t sep = s.find("://");
+    if (sep == std::string_view::npos) {
+        why = "it must start with http:// or https://";
+        return std::nullopt;
+    }
+    Url u;
+    u.scheme = lower(s.substr(0, sep));
+    if (u.scheme != "http" && u.scheme != "https") {
+        why = fmt::format("the scheme must be http or https, not '{}'", u.scheme);
+        return std::nullopt;
+    }
+    const std::string_view rest = s.substr(sep + 3);
+    const std::size_t authEnd = std::min(rest.find_first_of("/?#"), rest.size());
+    const std::string_view authority = rest.substr(0, authEnd);
+    const std::string_view tail = rest.substr(authEnd);
+    if (tail.find_first_of("?#") != std::string_view::npos) {
+        why = "it must not contain a query or fragment";
+        return std::nullopt;
+    }
+    if (authority.find('@') != std::string_view::npos) {
+        why = "it must not contain a user name or password";
+        return std::nullopt;
+    }
+    std::string_view portPart;
+    if (!authority.empty() && authority[0] == '[') {
+        const std::size_t close = authority.find(']');
+        if (close == std::string_view::npos || !ipv6Chars(authority.substr(1, close - 1))) {
+            why = "the IPv6 address is malformed";
+            return std::nullopt;
+        }
+        u.host = std::string(authority.substr(0, close + 1));
+        portPart = authority.substr(close + 1);
+    } else {
+        const std::size_t colon = authority.find(':');
+        u.host = std::string(authority.substr(0, colon));
+        if (colon != std::string_view::npos) portPart = authority.substr(colon);
+        if (!hostChars(u.host)) {
+            why = fmt::format("'{}' is not a valid host name", u.host);
+            return std::nullopt;
+        }
+    }
+    u.port = u.scheme == "https" ? 443 : 80;
+    if (!portPart.empty()) {
+        const std::string_view digits = portPart.substr(1);
+        int port = 0;
+        bool ok = portPart[0] == ':' && !digits.empty() && digits.size() <= 5;
+        for (char c : digits) {
+            ok = ok && c >= '0' && c <= '9';
+            if (ok) port = port * 10 + (c - '0');
+        }
+        if (!ok || port < 1 || port > 65535) {
+            why = "the port must be a number from 1 to 65535";
+            return std::nullopt;
+        }
+        u.port = port;
+        u.explicitPort = true;
+    }
+    if (!tail.empty()) u.path = std::string(tail);
+    if (std::any_of(u.path.begin(), u.path.end(), badPathChar)) {
+        why = "the path contains spaces or characters that must be percent-encoded";
+        return std::nullopt;
+    }
+    return u;
+}
+
+// Everything resolution collects before the cross-trait rules run.
+struct Loc {
+    std::string file;
+    int line = 0;
+};
+struct State {
+    Settings s;
+    std::optional<Url> bindUrl, hubBindUrl;
+    std::optional<std::string> ip, hubIp, baseUrl;
+    std::optional<int> port, hubPort;
+    std::map<std::string, Loc> where;  // canonical trait -> the assignment that set it last
+};
+
+// The context a trait handler works in.
+struct Apply {
+    State& st;
+    const Assignment& a;
+    std::string name;  // as written: "PAMAuthenticator.admin_groups"
+    std::vector<ConfigDiagnostic>& diags;
+
+    void report(Severity sev, std::string message) const {
+        ConfigDiagnostic d;
+        d.severity = sev;
+        d.file = a.file;
+        d.line = a.line;
+        d.message = std::move(message);
+        diags.push_back(std::move(d));
+    }
+    void error(std::string message) const { report(Severity::Error, std::move(message)); }
+    void warn(std::string message) const { report(Severity::Warning, std::move(message)); }
+
+    // Items of a list/tuple/set that must all be strings.
+    std::optional<std::vector<std::string>> strings(const PyValue& v, std::string_view what,
+                                                    bool unique) const {
+        if (!isSequence(v)) {
+            error(fmt::format("{} must be a list of strings, got {}", what, shortRepr(v)));
+            return std::nullopt;
+        }
+        std::vector<std::string> out;
+        for (const auto& item : v.items) {
+            if (item.kind != VK::Str) {
+                error(fmt::format("{} must contain only strings, got {}", what, shortRepr(item)));
+                return std::nullopt;
+            }
+            if (!unique || std::find(out.begin(), out.end(), item.str) == out.end()) out.push_back(item.str);
+        }
+        return out;
+    }
+    std::optional<std::map<std::string, std::string>> strMap(const PyValue& v, std::string_view what) const {
+        if (v.kind != VK::Dict) {
+            error(fmt::format("{} must be a dict, got {}", what, shortRepr(v)));
+            return std::nullopt;
+        }
+        std::map<std::string, std::string> out;
+        for (const auto& [k, val] : v.dict) {
+            if (k.kind != VK::Str || val.kind != VK::Str) {
+                error(fmt::format("{} must map strings to strings, got {}: {}", what, shortRepr(k),
+                                  shortRepr(val)));
+                return std::nullopt;
+            }
+            out[k.str] = val.str;
+        }
+        return out;
+    }
+    void remember(std::string_view canonical) const {
+        st.where[std::string(canonical)] = Loc{a.file, a.line};
+    }
+};
+
+using Handler = void (*)(const Apply&, const PyValue&);
+
+std::optional<Url> urlTrait(const Apply& x, const PyValue& v) {
+    std::string why;
+    auto url = parseUrl(v.str, why);
+    if (!url) x.error(fmt::format("{} {} is not a valid URL: {}", x.name, shortRepr(v), why));
+    return url;
+}
+
+std::optional<int> portTrait(const Apply& x, const PyValue& v) {
+    if (v.integer < 1 || v.integer > 65535) {
+        x.error(fmt::format("{} must be from 1 to 65535, got {}", x.name, v.integer));
+        return std::nullopt;
+    }
+    return static_cast<int>(v.integer);
+}
+
+std::optional<std::string> ipTrait(const Apply& x, const PyValue& v) {
+    const bool v6 = v.str.find(':') != std::string::npos;
+    if (v6 ? !ipv6Chars(v.str) : !hostChars(v.str)) {
+        x.error(fmt::format("{} {} is not an IP address or host name", x.name, shortRepr(v)));
+        return std::nullopt;
+    }
+    return v6 ? "[" + v.str + "]" : v.str;
+}
+
+std::optional<int> positiveInt(const Apply& x, const PyValue& v) {
+    if (v.integer < 1 || v.integer > 1'000'000'000) {
+        x.error(fmt::format("{} must be a positive int, got {}", x.name, v.integer));
+        return std::nullopt;
+    }
+    return static_cast<int>(v.integer);
+}
+
+void dbUrl(const Apply& x, const PyValue& v) {
+    constexpr std::string_view prefix = "sqlite:///";
+    const std::string& s = v.str;
+    if (s.compare(0, prefix.size(), prefix) != 0) {
+        x.error(
+            fmt::format("only SQLite is supported: {} must be sqlite:///relative/path.sqlite or "
+                        "sqlite:////absolute/path.sqlite, got {}",
+                        x.name, shortRepr(v)));
+        return;
+    }
+    const std::string path = s.substr(prefix.size());
+    if (path.empty() || path == "/") {
+        x.error(fmt::format("{} {} names no database file", x.name, shortRepr(v)));
+        return;
+    }
+    if (path.find('?') != std::string::npos) {
+        x.error(fmt::format("{} {}: query parameters are not supported", x.name, shortRepr(v)));
+        return;
+    }
+    x.st.s.dbUrl = s;
+}
+
+void cookieSecret(const Apply& x, const PyValue& v) {
+    std::string secret;
+    if (v.kind == VK::Bytes) {
+        secret = v.str;
+    } else if (v.kind == VK::Str) {
+        // JupyterHub reads a str cookie_secret as hex.
+        PySyntaxError err;
+        PyValue quoted;
+        quoted.kind = VK::Str;
+        quoted.str = v.str;
+        auto decoded = parsePyLiteral("bytes.fromhex(" + quoted.repr() + ")", err);
+        if (!decoded) {
+            x.error(
+                fmt::format("{} given as a string must be hexadecimal: replace it with the output of "
+                            "`openssl rand -hex 32`",
+                            x.name));
+            return;
+        }
+        secret = decoded->str;
+    } else {
+        x.error(fmt::format("{} must be bytes, such as bytes.fromhex('<64 hex digits>'), got {}", x.name,
+                            shortRepr(v)));
+        return;
+    }
+    if (secret.size() != 32) {
+        x.error(fmt::format(
+            "{} must be 32 bytes (64 hex digits), got {}: use the output of `openssl rand -hex 32`", x.name,
+            secret.size()));
+        return;
+    }
+    x.st.s.cookieSecret = std::move(secret);
+}
+
+void logLevel(const Apply& x, const PyValue& v) {
+    static constexpr std::pair<std::string_view, int> levels[] = {
+        {"DEBUG", 10}, {"INFO", 20}, {"WARN", 30}, {"WARNING", 30}, {"ERROR", 40}, {"CRITICAL", 50}};
+    for (const auto& [name, number] : levels) {
+        const bool match =
+            (v.kind == VK::Str && lower(v.str) == lower(name)) || (v.kind == VK::Int && v.integer == number);
+        if (match) {
+            x.st.s.logLevel = name == "WARN" ? "WARNING" : std::string(name);
+            return;
+        }
+    }
+    x.error(fmt::format(
+        "{} must be one of 'DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL' (or 10, 20, 30, 40, 50), "
+        "got {}",
+        x.name, shortRepr(v)));
+}
+
+// Reads dict entries by key, reporting wrong types against "JupyterHub.services[2]".
+struct DictReader {
+    const Apply& x;
+    std::string what;
+    bool ok = true;
+
+    const PyValue* find(const PyValue& d, std::string_view key) const {
+        for (const auto& [k, val] : d.dict)
+            if (k.kind == VK::Str && k.str == key) return &val;
+        return nullptr;
+    }
+    void str(const PyValue& d, std::string_view key, std::string& out) {
+        if (const PyValue* v = find(d, key)) {
+            if (v->kind == VK::Str) {
+                out = v->str;
+            } else {
+                x.error(fmt::format("{} key '{}' must be a string, got {}", what, key, shortRepr(*v)));
+                ok = false;
+            }
+        }
+    }
+    void boolean(const PyValue& d, std::string_view key, bool& out) {
+        if (const PyValue* v = find(d, key)) {
+            if (v->kind == VK::Bool) {
+                out = v->boolean;
+            } else {
+                x.error(fmt::format("{} key '{}' must be True or False, got {}", what, key, shortRepr(*v)));
+                ok = false;
+            }
+        }
+    }
+    void list(const PyValue& d, std::string_view key, std::vector<std::string>& out, bool allowStr = false) {
+        if (const PyValue* v = find(d, key)) {
+            if (allowStr && v->kind == VK::Str) {
+                out = {v->str};
+            } else if (auto items = x.strings(*v, fmt::format("{} key '{}'", what, key), true)) {
+                out = std::move(*items);
+            } else {
+                ok = false;
+            }
+        }
+    }
+    void unknownKeys(const PyValue& d, std::initializer_list<std::string_view> known) {
+        for (const auto& [k, val] : d.dict) {
+            if (k.kind != VK::Str) {
+                x.error(fmt::format("{} keys must be strings, got {}", what, shortRepr(k)));
+                ok = false;
+            } else if (std::find(known.begin(), known.end(), k.str) == known.end()) {
+                x.warn(fmt::format("{}: unknown key {} is ignored", what, shortRepr(k)));
+            }
+        }
+    }
+};
+
+// User-provided tokens: JupyterHub refuses shorter ones (orm.APIToken.check_token).
+constexpr std::size_t kMinTokenLength = 8;
+
+void services(const Apply& x, const PyValue& v) {
+    std::vector<ServiceSpec> out;
+    for (std::size_t i = 0; i < v.items.size(); ++i) {
+        const PyValue& d = v.items[i];
+        DictReader r{x, fmt::format("{}[{}]", x.name, i)};
+        if (d.kind != VK::Dict) {
+            x.error(fmt::format("{} must be a dict, got {}", r.what, shortRepr(d)));
+            return;
+        }
+        r.unknownKeys(d, {"name", "api_token", "admin", "url", "command", "environment", "user", "cwd",
+                          "display", "info", "oauth_no_confirm", "oauth_client_id", "oauth_redirect_uri",
+                          "oauth_roles", "oauth_client_allowed_scopes"});
+        ServiceSpec svc;
+        r.str(d, "name", svc.name);
+        r.str(d, "api_token", svc.apiToken);
+        r.boolean(d, "admin", svc.admin);
+        r.str(d, "url", svc.url);
+        r.list(d, "command", svc.command, true);
+        if (!r.ok) return;
+        if (svc.name.empty() || svc.name.find_first_of("/ \t\n?#%") != std::string::npos) {
+            x.error(fmt::format("{} needs a 'name' without spaces, '/', '?', '#' or '%'", r.what));
+            return;
+        }
+        for (const auto& other : out)
+            if (other.name == svc.name) {
+                x.error(fmt::format("{}: service name '{}' is used twice", r.what, svc.name));
+                return;
+            }
+        if (!svc.apiToken.empty() && svc.apiToken.size() < kMinTokenLength) {
+            x.error(fmt::format("{} ('{}'): api_token must be at least {} characters", r.what, svc.name,
+                                kMinTokenLength));
+            return;
+        }
+        std::string why;
+        if (!svc.url.empty() && !parseUrl(svc.url, why)) {
+            x.error(
+                fmt::format("{} ('{}'): url '{}' is not a valid URL: {}", r.what, svc.name, svc.url, why));
+            return;
+        }
+        if (!svc.command.empty())
+            x.warn(
+                fmt::format("{} ('{}'): command is accepted but hubd does not launch managed services: start "
+                            "the service yourself",
+                            r.what, svc.name));
+        for (const auto& [k, val] : d.dict)
+            if (k.kind == VK::Str && k.str.compare(0, 6, "oauth_") == 0)
+                svc.oauthFields[k.str] = val.kind == VK::Str ? val.str : val.repr();
+        out.push_back(std::move(svc));
+    }
+    x.st.s.services = std::move(out);
+}
+
+bool validRoleName(std::string_view n) {
+    // JupyterHub 3.0's rule (roles.py): ^[a-z][a-z0-9\-_~\.]{1,253}[a-z0-9]$
+    if (n.size() < 3 || n.size() > 255 || !(n[0] >= 'a' && n[0] <= 'z')) return false;
+    const char last = n.back();
+    if (!((last >= 'a' && last <= 'z') || (last >= '0' && last <= '9'))) return false;
+    return std::all_of(n.begin(), n.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '~' ||
+               c == '.';
+    });
+}
+
+void loadRoles(const Apply& x, const PyValue& v) {
+    std::vector<RoleSpec> out;
+    for (std::size_t i = 0; i < v.items.size(); ++i) {
+        const PyValue& d = v.items[i];
+        DictReader r{x, fmt::format("{}[{}]", x.name, i)};
+        if (d.kind != VK::Dict) {
+            x.error(fmt::format("{} must be a dict, got {}", r.what, shortRepr(d)));
+            return;
+        }
+        r.unknownKeys(d, {"name", "description", "scopes", "users", "services", "groups"});
+        RoleSpec role;
+        r.str(d, "name", role.name);
+        r.str(d, "description", role.description);
+        r.list(d, "scopes", role.scopes);
+        r.list(d, "users", role.users);
+        r.list(d, "services", role.services);
+        r.list(d, "groups", role.groups);
+        if (!r.ok) return;
+        if (!validRoleName(role.name)) {
+            x.error(
+                fmt::format("{} needs a 'name' of 3 to 255 characters: lowercase letters, digits and -_~. "
+                            "starting with a letter and ending with a letter or digit, got '{}'",
+                            r.what, role.name));
+            return;
+        }
+        for (const auto& other : out)
+            if (other.name == role.name) {
+                x.error(fmt::format("{}: role name '{}' is used twice", r.what, role.name));
+                return;
+            }
+        out.push_back(std::move(role));
+    }
+    x.st.s.loadRoles = std::move(out);
+}
+
+void apiTokens(const Apply& x, const PyValue& v) {
+    auto map = x.strMap(v, x.name);
+    if (!map) return;
+    for (const auto& [token, user] : *map)
+        if (token.size() < kMinTokenLength) {
+            x.error(fmt::format("{}: tokens must be at least {} characters", x.name, kMinTokenLength));
+            return;
+        }
+    x.st.s.apiTokens = std::move(*map);
+}
+
+void usernamePattern(const Apply& x, const PyValue& v) {
+    // libstdc++ compiles regular expressions recursively: thousands of nested groups overflow the stack.
+    constexpr std::size_t kMaxPattern = 1000;
+    if (v.str.size() > kMaxPattern) {
+        x.error(fmt::format("{} is longer than {} characters", x.name, kMaxPattern));
+        return;
+    }
+    try {
+        std::regex check(v.str, std::regex::ECMAScript);
+    } catch (const std::regex_error& e) {
+        x.error(fmt::format("{} {} is not a valid regular expression: {}", x.name, shortRepr(v), e.what()));
+        return;
+    }
+    x.st.s.usernamePattern = v.str;
+}
+
+void createSystemUsers(const Apply& x, const PyValue& v) {
+    if (v.boolean) {
+        x.error(
+            fmt::format("{} = True is refused: hubd runs unprivileged, so it cannot and must not create Unix "
+                        "accounts; create them beforehand (adduser NAME) or add existing users to the group "
+                        "the sudoers rule names",
+                        x.name));
+        return;
+    }
+    x.st.s.createSystemUsers = false;
+}
+
+void spawnerCmd(const Apply& x, const PyValue& v) {
+    // JupyterHub's Command trait takes a single string as a one-word command.
+    if (v.kind == VK::Str) {
+        x.st.s.spawnerCmd = {v.str};
+    } else if (auto items = x.strings(v, x.name, false)) {
+        x.st.s.spawnerCmd = std::move(*items);
+    } else {
+        return;
+    }
+    if (x.st.s.spawnerCmd.empty() || x.st.s.spawnerCmd[0].empty()) {
+        x.error(fmt::format("{} must name a command", x.name));
+        x.st.s.spawnerCmd = {"jupyterhub-singleuser"};
+    }
+}
+
+void environment(const Apply& x, const PyValue& v) {
+    auto map = x.strMap(v, x.name);
+    if (!map) return;
+    for (const auto& [key, value] : *map)
+        if (key.empty() || key.find('=') != std::string::npos) {
+            x.error(fmt::format("{}: '{}' is not a valid environment variable name", x.name, key));
+            return;
+        }
+    x.st.s.spawnerEnvironment = std::move(*map);
+}
+
+void sudospawnerPath(const Apply& x, const PyValue& v) {
+    if (v.str.empty() || v.str[0] != '/') {
+        x.error(fmt::format("{} must be an absolute path, exactly as the sudoers rule names it, got {}",
+                            x.name, shortRepr(v)));
+        return;
+    }
+    x.st.s.sudospawnerPath = v.str;
+}
+
+#define SETTER(field, expr) [](const Apply& x, const PyValue& v) { x.st.s.field = (expr); }
+#define STRINGS(field, unique)                                                           \
+    [](const Apply& x, const PyValue& v) {                                               \
+        if (auto items = x.strings(v, x.name, unique)) x.st.s.field = std::move(*items); \
+    }
+
+const std::map<std::string_view, Handler>& handlers() {
+    static const std::map<std::string_view, Handler> table = {
+        {"JupyterHub.bind_url",
+         [](const Apply& x, const PyValue& v) {
+             if (auto u = urlTrait(x, v)) x.st.bindUrl = std::move(u);
+         }},
+        {"JupyterHub.ip",
+         [](const Apply& x, const PyValue& v) {
+             if (auto ip = ipTrait(x, v)) x.st.ip = std::move(ip);
+         }},
+        {"JupyterHub.port",
+         [](const Apply& x, const PyValue& v) {
+             if (auto p = portTrait(x, v)) x.st.port = p;
+         }},
+        {"JupyterHub.base_url",
+         [](const Apply& x, const PyValue& v) {
+             if (std::any_of(v.str.begin(), v.str.end(), badPathChar))
+                 x.error(fmt::format("{} {} contains spaces or characters that must be percent-encoded",
+                                     x.name, shortRepr(v)));
+             else
+                 x.st.baseUrl = v.str;
+         }},
+        {"JupyterHub.hub_bind_url",
+         [](const Apply& x, const PyValue& v) {
+             if (v.str.empty()) {
+                 x.st.hubBindUrl.reset();
+             } else if (auto u = urlTrait(x, v)) {
+                 x.st.hubBindUrl = std::move(u);
+             }
+         }},
+        {"JupyterHub.hub_ip",
+         [](const Apply& x, const PyValue& v) {
+             if (auto ip = ipTrait(x, v)) x.st.hubIp = std::move(ip);
+         }},
+        {"JupyterHub.hub_port",
+         [](const Apply& x, const PyValue& v) {
+             if (auto p = portTrait(x, v)) x.st.hubPort = p;
+         }},
+        {"JupyterHub.hub_connect_url",
+         [](const Apply& x, const PyValue& v) {
+             if (v.str.empty() || urlTrait(x, v)) x.st.s.hubConnectUrl = v.str;
+         }},
+        {"JupyterHub.db_url", dbUrl},
+        {"JupyterHub.cookie_secret_file",
+         [](const Apply& x, const PyValue& v) {
+             if (v.str.empty())
+                 x.error(fmt::format("{} must name a file", x.name));
+             else
+                 x.st.s.cookieSecretFile = v.str;
+         }},
+        {"JupyterHub.cookie_secret", cookieSecret},
+        {"JupyterHub.cookie_max_age_days",
+         [](const Apply& x, const PyValue& v) {
+             const double days = v.kind == VK::Int ? static_cast<double>(v.integer) : v.real;
+             if (!(days > 0) || days > 36500)
+                 x.error(fmt::format("{} must be a positive number of days, got {}", x.name, shortRepr(v)));
+             else
+                 x.st.s.cookieMaxAgeDays = days;
+         }},
+        {"JupyterHub.admin_access", SETTER(adminAccess, v.boolean)},
+        {"JupyterHub.services", services},
+        {"JupyterHub.load_roles", loadRoles},
+        {"JupyterHub.api_tokens", apiTokens},
+        {"JupyterHub.api_page_default_limit",
+         [](const Apply& x, const PyValue& v) {
+             if (auto n = positiveInt(x, v)) x.st.s.apiPageDefaultLimit = *n;
+         }},
+        {"JupyterHub.api_page_max_limit",
+         [](const Apply& x, const PyValue& v) {
+             if (auto n = positiveInt(x, v)) x.st.s.apiPageMaxLimit = *n;
+         }},
+        {"JupyterHub.ssl_key", SETTER(sslKey, v.str)},
+        {"JupyterHub.ssl_cert", SETTER(sslCert, v.str)},
+        {"JupyterHub.log_level", logLevel},
+        {"JupyterHub.shutdown_on_logout", SETTER(shutdownOnLogout, v.boolean)},
+        {"Authenticator.allowed_users", STRINGS(allowedUsers, true)},
+        {"Authenticator.blocked_users", STRINGS(blockedUsers, true)},
+        {"Authenticator.admin_users", STRINGS(adminUsers, true)},
+        {"Authenticator.username_pattern", usernamePattern},
+        {"Authenticator.username_map",
+         [](const Apply& x, const PyValue& v) {
+             if (auto m = x.strMap(v, x.name)) x.st.s.usernameMap = std::move(*m);
+         }},
+        {"LocalAuthenticator.allowed_groups", STRINGS(allowedGroups, true)},
+        {"LocalAuthenticator.admin_groups", STRINGS(adminGroups, true)},
+        {"LocalAuthenticator.create_system_users", createSystemUsers},
+        {"PAMAuthenticator.service",
+         [](const Apply& x, const PyValue& v) {
+             if (v.str.empty() || v.str.find('/') != std::string::npos)
+                 x.error(fmt::format("{} must name a file in /etc/pam.d, got {}", x.name, shortRepr(v)));
+             else
+                 x.st.s.pamService = v.str;
+         }},
+        {"PAMAuthenticator.open_sessions", SETTER(pamOpenSessions, v.boolean)},
+        {"PAMAuthenticator.check_account", SETTER(pamCheckAccount, v.boolean)},
+        {"PAMAuthenticator.encoding", SETTER(pamEncoding, v.str)},
+        {"DummyAuthenticator.password", SETTER(dummyPassword, v.str)},
+        {"Spawner.cmd", spawnerCmd},
+        {"Spawner.args", STRINGS(spawnerArgs, false)},
+        {"Spawner.environment", environment},
+        {"Spawner.start_timeout",
+         [](const Apply& x, const PyValue& v) {
+             if (auto n = positiveInt(x, v)) x.st.s.startTimeout = *n;
+         }},
+        {"Spawner.http_timeout",
+         [](const Apply& x, const PyValue& v) {
+             if (auto n = positiveInt(x, v)) x.st.s.httpTimeout = *n;
+         }},
+        {"Spawner.notebook_dir", SETTER(notebookDir, v.str)},
+        {"Spawner.default_url", SETTER(defaultUrl, v.str)},
+        {"Spawner.disable_user_config", SETTER(disableUserConfig, v.boolean)},
+        {"Spawner.debug", SETTER(spawnerDebug, v.boolean)},
+        {"SudoSpawner.sudospawner_path", sudospawnerPath},
+    };
+    return table;
+}
+
+#undef SETTER
+#undef STRINGS
+
+// The generic check of TraitInfo::type; "Union", "Enum" and "Any" are left to handlers.
+bool typeMatches(std::string_view type, const PyValue& v, std::string& want) {
+    if (type == "Unicode") return want = "a string", v.kind == VK::Str;
+    if (type == "Bool") return want = "True or False", v.kind == VK::Bool;
+    if (type == "Int") return want = "an int", v.kind == VK::Int;
+    if (type == "Float") return want = "a number", v.kind == VK::Int || v.kind == VK::Float;
+    if (type == "List") return want = "a list", isSequence(v);
+    if (type == "Set") return want = "a set", isSequence(v);
+    if (type == "Dict") return want = "a dict", v.kind == VK::Dict;
+    if (type == "Bytes") return want = "bytes", v.kind == VK::Bytes;
+    if (type == "Command") return want = "a list of strings", isSequence(v) || v.kind == VK::Str;
+    return true;
+}
+
+std::size_t editDistance(std::string_view a, std::string_view b) {
+    std::vector<std::size_t> row(b.size() + 1);
+    for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        std::size_t diag = row[0];
+        row[0] = i;
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            const std::size_t up = row[j];
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+            diag = up;
+        }
+    }
+    return row[b.size()];
+}
+
+std::string suggest(std::string_view cls, std::string_view trait) {
+    const std::string wanted = lower(fmt::format("{}.{}", cls, trait));
+    if (wanted.size() > 100) return {};
+    std::size_t best = 4;  // farther than 3 edits is no longer a typo
+    std::string found;
+    for (const auto& t : traitCatalogue()) {
+        std::size_t d = editDistance(wanted, lower(t.name));
+        // The right trait on the wrong class, e.g. JupyterHub.admin_users.
+        const std::string_view name = t.name;
+        if (name.substr(name.find('.') + 1) == trait) d = std::min<std::size_t>(d, 1);
+        if (d < best) best = d, found = t.name;
+    }
+    return found;
+}
+
+std::string activeAuthenticator(const Settings& s) {
+    return s.authenticatorClass == "dummy" ? "DummyAuthenticator" : "PAMAuthenticator";
+}
+std::string activeSpawner(const Settings& s) {
+    return s.spawnerClass == "sudo" ? "SudoSpawner" : "SimpleLocalProcessSpawner";
+}
+
+bool lineageHas(const std::vector<std::string>& lineage, std::string_view cls) {
+    return std::find(lineage.begin(), lineage.end(), cls) != lineage.end();
+}
+
+class Loader {
+public:
+    LoadResult run(const std::optional<std::string>& configFile, const std::vector<std::string>& overrides) {
+        std::vector<Assignment> assignments;
+        if (configFile) readFile(*configFile, assignments);
+        for (const auto& arg : overrides)
+            if (auto a = parseOverride(arg, diags_)) assignments.push_back(std::move(*a));
+        chooseClasses(assignments);
+        applyAll(assignments);
+        finish();
+        // File diagnostics first, each source in line order.
+        std::stable_sort(
+            diags_.begin(), diags_.end(), [](const ConfigDiagnostic& l, const ConfigDiagnostic& r) {
+                return std::pair{l.file == kCommandLine, l.line} < std::pair{r.file == kCommandLine, r.line};
+            });
+        LoadResult result;
+        result.settings = std::move(st_.s);
+        result.diagnostics = std::move(diags_);
+        return result;
+    }
+
+private:
+    void fileError(const std::string& file, std::string message) {
+        ConfigDiagnostic d;
+        d.file = file;
+        d.message = std::move(message);
+        diags_.push_back(std::move(d));
+    }
+
+    void readFile(const std::string& path, std::vector<Assignment>& out) {
+        std::ifstream in(path, std::ios::binary);
+        if (!in) {
+            fileError(path, fmt::format("cannot read the configuration file: {}", std::strerror(errno)));
+            return;
+        }
+        std::string text;
+        char buf[65536];
+        while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+            text.append(buf, static_cast<std::size_t>(in.gcount()));
+            if (text.size() > kMaxFileBytes) {
+                fileError(path, "the configuration file is larger than 16 MiB");
+                return;
+            }
+        }
+        if (in.bad()) {
+            fileError(path, "cannot read the configuration file");
+            return;
+        }
+        out = parseConfigText(text, path, diags_);
+    }
+
+    // The active classes decide which subclass assignments apply, so they are settled first.
+    void chooseClasses(const std::vector<Assignment>& assignments) {
+        for (const auto& a : assignments) {
+            const TraitInfo* info = findTrait(a.cls, a.trait);
+            if (!info) continue;
+            const bool auth = info->name == "JupyterHub.authenticator_class";
+            if (!auth && info->name != "JupyterHub.spawner_class") continue;
+            Apply x{st_, a, a.cls + "." + a.trait, diags_};
+            if (a.value.kind != VK::Str) {
+                x.error(fmt::format("{} must be a string, got {}", x.name, shortRepr(a.value)));
+                continue;
+            }
+            const std::string& v = a.value.str;
+            if (auth) {
+                if (v == "pam" || v == "default" || v == "jupyterhub.auth.PAMAuthenticator") {
+                    st_.s.authenticatorClass = "pam";
+                } else if (v == "dummy" || v == "jupyterhub.auth.DummyAuthenticator" ||
+                           v == "dummyauthenticator.DummyAuthenticator") {
+                    st_.s.authenticatorClass = "dummy";
+                } else {
+                    x.error(fmt::format(
+                        "{} must be 'pam' (jupyterhub.auth.PAMAuthenticator) or 'dummy' "
+                        "(jupyterhub.auth.DummyAuthenticator, dummyauthenticator.DummyAuthenticator), "
+                        "got {}",
+                        x.name, shortRepr(a.value)));
+                }
+            } else if (v == "sudo" || v == "sudospawner.SudoSpawner") {
+                st_.s.spawnerClass = "sudo";
+            } else if (v == "simple" || v == "jupyterhub.spawner.SimpleLocalProcessSpawner") {
+                st_.s.spawnerClass = "simple";
+            } else if (v == "localprocess" || v == "default" ||
+                       v == "jupyterhub.spawner.LocalProcessSpawner") {
+                x.error(
+                    fmt::format("{} {} is refused: LocalProcessSpawner needs root, which hubd never has: use "
+                                "sudospawner.SudoSpawner",
+                                x.name, shortRepr(a.value)));
+            } else {
+                x.error(
+                    fmt::format("{} must be 'sudospawner.SudoSpawner' (or 'sudo') or "
+                                "'jupyterhub.spawner.SimpleLocalProcessSpawner' (or 'simple'), got {}",
+                                x.name, shortRepr(a.value)));
+            }
+        }
+    }
+
+    struct Pending {
+        const Assignment* a;
+        const TraitInfo* info;
+        std::string cls, trait;  // after deprecated renames
+        std::size_t rank;        // class depth: subclasses win over base classes
+    };
+
+    void applyAll(const std::vector<Assignment>& assignments) {
+        std::vector<Pending> pending;
+        int suggestions = 0;
+        for (const auto& a : assignments) {
+            Pending p{&a, nullptr, a.cls, a.trait, classLineage(a.cls).size()};
+            Apply x{st_, a, a.cls + "." + a.trait, diags_};
+            renameDeprecated(x, p);
+            p.info = findTrait(p.cls, p.trait);
+            if (!p.info) {
+                std::string message = fmt::format(
+                    "unknown trait {} is ignored: check the spelling (hubd --help-all lists every trait)",
+                    x.name);
+                if (suggestions++ < kMaxSuggestions)
+                    if (const std::string s = suggest(p.cls, p.trait); !s.empty())
+                        message += fmt::format("; did you mean {}?", s);
+                x.warn(std::move(message));
+                continue;
+            }
+            if (p.info->name == "JupyterHub.authenticator_class" ||
+                p.info->name == "JupyterHub.spawner_class")
+                continue;
+            x.name = p.cls + "." + p.trait;
+            if (p.info->status == TraitInfo::Status::Later)
+                x.warn(fmt::format("{} is not yet supported by hubd{}; it has no effect", x.name,
+                                   p.info->note.empty() ? "" : " (" + p.info->note + ")"));
+            if (p.info->status == TraitInfo::Status::NotNeeded)
+                x.warn(fmt::format("{} does not apply to hubd and is ignored: {}", x.name, p.info->note));
+            std::string want;
+            if (!typeMatches(p.info->type, a.value, want)) {
+                x.error(fmt::format("{} must be {}, got {}", x.name, want, shortRepr(a.value)));
+                continue;
+            }
+            if (!applicable(x, p)) {
+                // Still validated, so a mistake shows before someone switches classes.
+                State scratch;
+                Apply check{scratch, a, x.name, diags_};
+                if (auto h = handlers().find(p.info->name); h != handlers().end()) h->second(check, a.value);
+                continue;
+            }
+            pending.push_back(std::move(p));
+        }
+        // Subclass sections override base-class sections whatever the order (traitlets);
+        // within one class the last assignment wins.
+        std::stable_sort(pending.begin(), pending.end(),
+                         [](const Pending& l, const Pending& r) { return l.rank < r.rank; });
+        for (const auto& p : pending) {
+            Apply x{st_, *p.a, p.cls + "." + p.trait, diags_};
+            if (auto h = handlers().find(p.info->name); h != handlers().end()) {
+                h->second(x, p.a->value);
+                x.remember(p.info->name);
+            }
+        }
+    }
+
+    // JupyterHub 1.2 renamed these; 3.0 still accepts the old names with a warning.
+    void renameDeprecated(const Apply& x, Pending& p) {
+        static constexpr std::pair<std::string_view, std::string_view> renames[] = {
+            {"whitelist", "allowed_users"},
+            {"blacklist", "blocked_users"},
+            {"group_whitelist", "allowed_groups"}};
+        if (!lineageHas(classLineage(p.cls), "Authenticator")) return;
+        for (const auto& [old, now] : renames)
+            if (p.trait == old) {
+                x.warn(fmt::format("{}.{} is deprecated since JupyterHub 1.2: use {}.{}", p.cls, old, p.cls,
+                                   now));
+                p.trait = std::string(now);
+                return;
+            }
+    }
+
+    // Authenticator and spawner sections apply only when they are in the active class's lineage.
+    bool applicable(const Apply& x, const Pending& p) {
+        const std::string owner = p.info->name.substr(0, p.info->name.find('.'));
+        const auto ownerLineage = classLineage(owner);
+        std::string active, selector;
+        if (lineageHas(ownerLineage, "Authenticator")) {
+            active = activeAuthenticator(st_.s);
+            selector = "JupyterHub.authenticator_class";
+        } else if (lineageHas(ownerLineage, "Spawner")) {
+            active = activeSpawner(st_.s);
+            selector = "JupyterHub.spawner_class";
+        } else {
+            return true;
+        }
+        const auto lineage = classLineage(active);
+        if (lineageHas(lineage, p.cls) && lineageHas(lineage, owner)) return true;
+        // Later and NotNeeded traits have already said they do nothing.
+        if (p.info->status == TraitInfo::Status::Supported)
+            x.warn(fmt::format("{} has no effect: the active class is {} (set by {})", x.name, active,
+                               selector));
+        return false;
+    }
+
+    ConfigDiagnostic at(const std::string& trait, Severity sev, std::string message) {
+        ConfigDiagnostic d;
+        d.severity = sev;
+        if (auto it = st_.where.find(trait); it != st_.where.end()) {
+            d.file = it->second.file;
+            d.line = it->second.line;
+        }
+        d.message = std::move(message);
+        return d;
+    }
+
+    // Rules that involve several traits.
+    void finish() {
+        Settings& s = st_.s;
+        // bind_url: ip, port and base_url override its parts (JupyterHub 3.0).
+        Url bind;
+        bind.scheme = "http", bind.host = "", bind.port = 8000;
+        if (st_.bindUrl) bind = *st_.bindUrl;
+        const Url fromBindUrl = bind;
+        if (st_.ip) bind.host = *st_.ip;
+        if (st_.port) bind.port = *st_.port;
+        std::string base = st_.baseUrl ? *st_.baseUrl : bind.path;
+        if (base.empty() || base.front() != '/') base.insert(base.begin(), '/');
+        if (base.back() != '/') base += '/';
+        if (st_.bindUrl && (bind.host != fromBindUrl.host || bind.port != fromBindUrl.port ||
+                            (st_.baseUrl && base != fromBindUrl.path && base != fromBindUrl.path + "/")))
+            diags_.push_back(
+                at("JupyterHub.bind_url", Severity::Warning,
+                   "JupyterHub.bind_url and JupyterHub.ip/port/base_url are all set: ip, port and "
+                   "base_url override parts of bind_url; prefer bind_url alone"));
+        s.bindUrl = bind.origin();
+        s.baseUrl = base;
+        if (bind.scheme == "https")
+            diags_.push_back(at("JupyterHub.bind_url", Severity::Warning,
+                                "JupyterHub.bind_url uses https, but hubd does not serve TLS yet (issue 5): "
+                                "terminate TLS in a reverse proxy in front of hubd"));
+
+        Url hub;
+        hub.scheme = "http", hub.host = "127.0.0.1", hub.port = 8081;
+        if (st_.hubBindUrl) hub = *st_.hubBindUrl;
+        if (st_.hubIp) hub.host = *st_.hubIp;
+        if (st_.hubPort) hub.port = *st_.hubPort;
+        if (st_.hubBindUrl && (st_.hubIp || st_.hubPort) &&
+            (hub.host != st_.hubBindUrl->host || hub.port != st_.hubBindUrl->port))
+            diags_.push_back(
+                at("JupyterHub.hub_bind_url", Severity::Warning,
+                   "JupyterHub.hub_bind_url and JupyterHub.hub_ip/hub_port are all set: hub_ip and "
+                   "hub_port override parts of hub_bind_url; prefer hub_bind_url alone"));
+        s.hubBindUrl = hub.origin();
+
+        if (s.apiPageDefaultLimit > s.apiPageMaxLimit)
+            diags_.push_back(at("JupyterHub.api_page_default_limit", Severity::Error,
+                                fmt::format("JupyterHub.api_page_default_limit ({}) must not exceed "
+                                            "JupyterHub.api_page_max_limit ({})",
+                                            s.apiPageDefaultLimit, s.apiPageMaxLimit)));
+    }
+
+    State st_;
+    std::vector<ConfigDiagnostic> diags_;
+};
+
+}  // namespace
+
+std::string ConfigDiagnostic::format() const {
+    if (file.empty()) return message;
+    if (line <= 0) return fmt::format("{}: {}", file, message);
+    return fmt::format("{}:{}: {}", file, line, message);
+}
+
+bool LoadResult::ok() const {
+    return std::none_of(diagnostics.begin(), diagnostics.end(),
+                        [](const ConfigDiagnostic& d) { return d.severity == Severity::Error; });
+}
+
+LoadResult loadSettings(const std::optional<std::string>& configFile,
+                        const std::vector<std::string>& overrides) {
+    return Loader().run(configFile, overrides);
+}
+
+std::string helpAllText() {
+    std::string out =
+        "hubd configuration options\n"
+        "==========================\n"
+        "Set them in jupyterhub_config.py as c.Class.trait = <literal>, or on the command line as\n"
+        "--Class.trait=<value>. Values are Python literals; nothing in the file is executed.\n";
+    std::string_view section;
+    for (const auto& t : traitCatalogue()) {
+        const std::string_view cls = std::string_view(t.name).substr(0, t.name.find('.'));
+        if (cls != section) {
+            section = cls;
+            const std::string title = fmt::format("{} options", cls);
+            out += fmt::format("\n{}\n{}\n", title, std::string(title.size(), '-'));
+        }
+        out += fmt::format("--{}=<{}>\n", t.name, t.type);
+        std::string marker;
+        if (t.status == TraitInfo::Status::Later)
+            marker =
+                t.note.empty() ? "[not yet supported] " : fmt::format("[not yet supported: {}] ", t.note);
+        if (t.status == TraitInfo::Status::NotNeeded)
+            marker = fmt::format("[not needed by hubd: {}] ", t.note);
+        out += fmt::format("    {}{}\n", marker, t.help);
+        out += fmt::format("    Default: {}\n", t.defaultRepr);
+    }
+    return out;
+}
+
+}  // namespace hub

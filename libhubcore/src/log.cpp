@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdint>
 #include <ctime>
 
 namespace hub {
@@ -54,6 +55,15 @@ std::string safe(std::string_view s, size_t maxBytes) {
         for (size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80;
         // C1 controls (U+0080..U+009F) are escaped too.
         if (ok && n == 2 && c == 0xC2 && static_cast<unsigned char>(s[i + 1]) < 0xA0) ok = false;
+        // So are invisible format characters that reorder or hide text in a
+        // terminal: U+200B..U+200F, U+2028..U+202E, U+2060..U+206F, U+FEFF.
+        if (ok && n == 3) {
+            uint32_t cp = (c & 0x0Fu) << 12 | (static_cast<unsigned char>(s[i + 1]) & 0x3Fu) << 6 |
+                          (static_cast<unsigned char>(s[i + 2]) & 0x3Fu);
+            if ((cp >= 0x200B && cp <= 0x200F) || (cp >= 0x2028 && cp <= 0x202E) ||
+                (cp >= 0x2060 && cp <= 0x206F) || cp == 0xFEFF)
+                ok = false;
+        }
         if (ok && c != '\\') {
             out.append(s.substr(i, n));
             i += n;

@@ -90,6 +90,8 @@ int converse(int count, const struct pam_message** messages, struct pam_response
     return PAM_SUCCESS;
 }
 
+void noFailDelay(int /*status*/, unsigned /*usec*/, void* /*appdata*/) {}
+
 // pam_end() must run exactly once, with the last status, whatever happens.
 class PamHandle {
 public:
@@ -163,6 +165,10 @@ private:
                             pam_strerror(nullptr, pam.status()));
             return false;
         }
+        // pam_faildelay would sleep ~2 s in this worker thread after every wrong
+        // password; hubd delays the failed reply on a timer instead, so guessing
+        // cannot occupy the worker pool (hubd/app/hub.cpp replyAfterFailureDelay).
+        pam_set_item(pam.get(), PAM_FAIL_DELAY, reinterpret_cast<const void*>(&noFailDelay));
         int rc = pam.track(pam_authenticate(pam.get(), PAM_DISALLOW_NULL_AUTHTOK));
         if (rc != PAM_SUCCESS) {
             result.failureReason = "PAM authentication failed: " + pam.error(rc);

@@ -1,1 +1,292 @@
-// placeholder
+// SPDX-License-Identifier: BSD-3-Clause
+// The catalogue of every trait hubd knows: type, default, help and whether hubd honours it.
+#include "hubcore/config.h"
+
+namespace hub {
+namespace {
+
+using Status = TraitInfo::Status;
+
+constexpr std::string_view kNoProxy =
+    "hubd serves and routes requests itself, so there is no configurable-http-proxy to configure";
+
+std::vector<TraitInfo> buildCatalogue() {
+    std::vector<TraitInfo> c;
+    auto add = [&](std::string name, std::string type, std::string def, std::string help,
+                   Status status = Status::Supported, std::string note = {}) {
+        c.push_back(TraitInfo{std::move(name), std::move(type), std::move(def), std::move(help), status,
+                              std::move(note)});
+    };
+    auto later = [&](std::string name, std::string type, std::string def, std::string help,
+                     std::string note = {}) {
+        add(std::move(name), std::move(type), std::move(def), std::move(help), Status::Later,
+            std::move(note));
+    };
+    auto notNeeded = [&](std::string name, std::string type, std::string def, std::string help,
+                         std::string note) {
+        add(std::move(name), std::move(type), std::move(def), std::move(help), Status::NotNeeded,
+            std::move(note));
+    };
+
+    // JupyterHub
+    add("JupyterHub.bind_url", "Unicode", "'http://:8000'",
+        "The public facing URL of the whole hub; JupyterHub.ip, .port and .base_url override its parts.");
+    add("JupyterHub.ip", "Unicode", "''",
+        "The public facing IP address; '' means all interfaces (overrides bind_url).");
+    add("JupyterHub.port", "Int", "8000", "The public facing port (overrides the port of bind_url).");
+    add("JupyterHub.base_url", "Unicode", "'/'",
+        "The URL prefix of the whole hub (overrides the path of bind_url).");
+    add("JupyterHub.hub_bind_url", "Unicode", "''",
+        "The URL the hub's internal API listens on; '' means http://hub_ip:hub_port.");
+    add("JupyterHub.hub_ip", "Unicode", "'127.0.0.1'",
+        "The IP address of the hub's internal API (overrides hub_bind_url).");
+    add("JupyterHub.hub_port", "Int", "8081", "The port of the hub's internal API (overrides hub_bind_url).");
+    add("JupyterHub.hub_connect_url", "Unicode", "''",
+        "The URL single-user servers use to reach the hub API, if not hub_bind_url.");
+    add("JupyterHub.db_url", "Unicode", "'sqlite:///jupyterhub.sqlite'",
+        "The database: sqlite:///relative/path or sqlite:////absolute/path (only SQLite is supported).");
+    add("JupyterHub.cookie_secret_file", "Unicode", "'jupyterhub_cookie_secret'",
+        "File holding the cookie secret as 64 hex digits; it must not be readable by group or others.");
+    add("JupyterHub.cookie_secret", "Union", "b''",
+        "The 32-byte cookie secret, e.g. bytes.fromhex('<output of openssl rand -hex 32>').");
+    add("JupyterHub.cookie_max_age_days", "Float", "14", "Number of days a signed login cookie stays valid.");
+    add("JupyterHub.authenticator_class", "Unicode", "'jupyterhub.auth.PAMAuthenticator'",
+        "The authenticator: 'pam' (jupyterhub.auth.PAMAuthenticator) or 'dummy' "
+        "(jupyterhub.auth.DummyAuthenticator).");
+    add("JupyterHub.spawner_class", "Unicode", "'jupyterhub.spawner.SimpleLocalProcessSpawner'",
+        "The spawner: 'sudo' (sudospawner.SudoSpawner) or 'simple'; LocalProcessSpawner needs root and is "
+        "refused.");
+    add("JupyterHub.admin_access", "Bool", "False",
+        "Whether admins may access other users' single-user servers.");
+    add("JupyterHub.services", "List", "[]",
+        "Externally managed services: a list of dicts with name, api_token, admin, url, oauth_* keys.");
+    add("JupyterHub.load_roles", "List", "[]",
+        "Roles to create: a list of dicts with name, description, scopes, users, services, groups.");
+    add("JupyterHub.api_tokens", "Dict", "{}",
+        "API tokens to load: {token: username} (deprecated; prefer services).");
+    add("JupyterHub.api_page_default_limit", "Int", "50",
+        "Default number of items per page in paginated API replies.");
+    add("JupyterHub.api_page_max_limit", "Int", "200",
+        "Maximum number of items per page in paginated API replies.");
+    add("JupyterHub.log_level", "Enum", "'INFO'",
+        "Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL (or 10..50).");
+    add("JupyterHub.shutdown_on_logout", "Bool", "False",
+        "Whether logging out also stops the user's server.");
+    later("JupyterHub.ssl_key", "Unicode", "''", "Path to the TLS private key for the public URL.",
+          "issue 5");
+    later("JupyterHub.ssl_cert", "Unicode", "''", "Path to the TLS certificate (chain) for the public URL.",
+          "issue 5");
+    later("JupyterHub.internal_ssl", "Bool", "False",
+          "Encrypt connections between the hub and single-user servers.");
+    later("JupyterHub.internal_certs_location", "Unicode", "'internal-ssl'",
+          "Directory of the certificates internal_ssl creates.");
+    later("JupyterHub.trusted_alt_names", "List", "[]", "Extra names in the internal_ssl certificates.");
+    later("JupyterHub.subdomain_host", "Unicode", "''",
+          "Serve each user on their own subdomain of this host.");
+    later("JupyterHub.trusted_downstream_ips", "List", "[]",
+          "Proxies whose X-Forwarded-For headers are trusted for client addresses.");
+    later("JupyterHub.trust_user_provided_tokens", "Bool", "False",
+          "Hash user-provided tokens as cheaply as generated ones.");
+    later("JupyterHub.allow_named_servers", "Bool", "False", "Allow each user to run several named servers.");
+    later("JupyterHub.named_server_limit_per_user", "Int", "0",
+          "Maximum named servers per user (0: no limit).");
+    later("JupyterHub.redirect_to_server", "Bool", "True", "Redirect users to their server after login.");
+    later("JupyterHub.default_url", "Unicode", "''",
+          "Where to send users after login instead of their server.");
+    later("JupyterHub.active_server_limit", "Int", "0", "Maximum running single-user servers (0: no limit).");
+    later("JupyterHub.concurrent_spawn_limit", "Int", "100",
+          "Maximum servers starting at once (0: no limit).");
+    later("JupyterHub.template_paths", "List", "[]", "Directories searched first for page templates.");
+    later("JupyterHub.template_vars", "Dict", "{}", "Extra variables for page templates.");
+    later("JupyterHub.logo_file", "Unicode", "''", "Path to the logo shown on hub pages.");
+    later("JupyterHub.load_groups", "Dict", "{}", "Groups to create: {group: [usernames]}.");
+    later("JupyterHub.custom_scopes", "Dict", "{}", "Custom scopes for services to check.");
+    later("JupyterHub.authenticate_prometheus", "Bool", "True", "Require a token to read /hub/metrics.");
+    later("JupyterHub.last_activity_interval", "Int", "300", "Seconds between last-activity updates.");
+    later("JupyterHub.upgrade_db", "Bool", "False", "Upgrade the database schema automatically at start.");
+    later("JupyterHub.reset_db", "Bool", "False", "Purge and reset the database at start.");
+    later("JupyterHub.pid_file", "Unicode", "''", "File to write the hub's process id to.");
+    later("JupyterHub.init_spawners_timeout", "Int", "10",
+          "Seconds to wait for servers to be checked at start.");
+    later("JupyterHub.implicit_spawn_seconds", "Float", "0",
+          "Seconds before a visit to /user/ starts a server.");
+    later("JupyterHub.service_check_interval", "Int", "60", "Seconds between service health checks.");
+    notNeeded("JupyterHub.proxy_auth_token", "Unicode", "''", "Token shared by the hub and the proxy.",
+              std::string(kNoProxy));
+    notNeeded("JupyterHub.proxy_class", "Any", "'jupyterhub.proxy.ConfigurableHTTPProxy'",
+              "The proxy implementation.", std::string(kNoProxy));
+    notNeeded("JupyterHub.cleanup_proxy", "Bool", "True", "Stop the proxy when the hub stops.",
+              "hubd starts no proxy process");
+    notNeeded(
+        "JupyterHub.cleanup_servers", "Bool", "True", "Stop single-user servers when the hub stops.",
+        "single-user servers belong to sudospawner, not to the hub process, and hubd reconnects to them "
+        "after a restart");
+    notNeeded("JupyterHub.confirm_no_ssl", "Bool", "False",
+              "Confirm running without TLS (removed in JupyterHub 0.7).",
+              "hubd never asks for this confirmation");
+    notNeeded("JupyterHub.tornado_settings", "Dict", "{}", "Settings passed to tornado.",
+              "hubd is not built on tornado");
+    notNeeded("JupyterHub.db_kwargs", "Dict", "{}", "Keyword arguments for SQLAlchemy's create_engine.",
+              "hubd does not use SQLAlchemy");
+    notNeeded("JupyterHub.debug_db", "Bool", "False", "Log all SQLAlchemy database calls.",
+              "hubd does not use SQLAlchemy; use log_level = 'DEBUG'");
+    notNeeded("JupyterHub.data_files_path", "Unicode", "''",
+              "Location of JupyterHub's templates and static files.",
+              "hubd ships its own templates and static files");
+
+    // Authenticator and subclasses
+    add("Authenticator.admin_users", "Set", "set()", "Users with admin rights.");
+    add("Authenticator.allowed_users", "Set", "set()",
+        "Users allowed to log in (empty: anyone who authenticates).");
+    add("Authenticator.blocked_users", "Set", "set()", "Users never allowed to log in.");
+    add("Authenticator.username_pattern", "Unicode", "''",
+        "ECMAScript regular expression usernames must match.");
+    add("Authenticator.username_map", "Dict", "{}", "Map of authenticated names to local usernames.");
+    later("Authenticator.enable_auth_state", "Bool", "False", "Persist authentication state, encrypted.");
+    later("Authenticator.auto_login", "Bool", "False",
+          "Skip the login page and go straight to the login handler.");
+    later("Authenticator.refresh_pre_spawn", "Bool", "False",
+          "Refresh authentication before starting a server.");
+    later("Authenticator.auth_refresh_age", "Int", "300", "Seconds after which authentication is refreshed.");
+    later("Authenticator.delete_invalid_users", "Bool", "False",
+          "Delete users that no longer pass validation.");
+    later("Authenticator.manage_groups", "Bool", "False", "Let the authenticator manage group membership.");
+    notNeeded("Authenticator.post_auth_hook", "Any", "None", "Python callable run after authentication.",
+              "it is Python code, which hubd configuration cannot contain");
+    add("LocalAuthenticator.allowed_groups", "Set", "set()", "Unix groups whose members may log in.");
+    add("LocalAuthenticator.admin_groups", "Set", "set()", "Unix groups whose members are admins.");
+    add("LocalAuthenticator.create_system_users", "Bool", "False",
+        "Must stay False: an unprivileged hub cannot create Unix accounts.");
+    notNeeded("LocalAuthenticator.add_user_cmd", "List", "[]", "Command used to create Unix accounts.",
+              "hubd never creates Unix accounts");
+    notNeeded("LocalAuthenticator.uids", "Dict", "{}", "UIDs for created Unix accounts.",
+              "hubd never creates Unix accounts");
+    add("PAMAuthenticator.service", "Unicode", "'login'", "The PAM service used to authenticate.");
+    add("PAMAuthenticator.open_sessions", "Bool", "False", "Open a PAM session when a server starts.");
+    add("PAMAuthenticator.check_account", "Bool", "True", "Check the PAM account (expiry, access) at login.");
+    add("PAMAuthenticator.encoding", "Unicode", "'utf8'",
+        "Encoding of usernames and passwords passed to PAM.");
+    later("PAMAuthenticator.pam_normalize_username", "Bool", "False",
+          "Normalise usernames through PAM and the user database.");
+    notNeeded("PAMAuthenticator.executor_threads", "Int", "4", "Threads for blocking PAM calls.",
+              "hubd sizes its own PAM worker pool");
+    add("DummyAuthenticator.password", "Unicode", "''",
+        "If set, the password every user must give (testing only).");
+
+    // Spawner and subclasses
+    add("Spawner.cmd", "Command", "['jupyterhub-singleuser']",
+        "The command that starts a single-user server.");
+    add("Spawner.args", "List", "[]", "Extra arguments for the single-user server.");
+    add("Spawner.environment", "Dict", "{}", "Extra environment variables for the single-user server.");
+    add("Spawner.start_timeout", "Int", "60", "Seconds a server may take to start.");
+    add("Spawner.http_timeout", "Int", "30", "Seconds a started server may take to answer HTTP.");
+    add("Spawner.notebook_dir", "Unicode", "''",
+        "The server's notebook directory (~ and {username} expand).");
+    add("Spawner.default_url", "Unicode", "''", "The URL the single-user server opens first.");
+    add("Spawner.disable_user_config", "Bool", "False", "Ignore the user's own Jupyter configuration files.");
+    add("Spawner.debug", "Bool", "False", "Start single-user servers with debug logging.");
+    later("Spawner.env_keep", "List",
+          "['PATH', 'PYTHONPATH', 'CONDA_ROOT', 'CONDA_DEFAULT_ENV', 'VIRTUAL_ENV', 'LANG', 'LC_ALL', "
+          "'JUPYTERHUB_SINGLEUSER_APP']",
+          "Environment variables passed from the hub to servers.");
+    later("Spawner.mem_limit", "Any", "None", "Memory limit for each server.");
+    later("Spawner.cpu_limit", "Any", "None", "CPU limit for each server.");
+    later("Spawner.mem_guarantee", "Any", "None", "Memory guarantee for each server.");
+    later("Spawner.cpu_guarantee", "Any", "None", "CPU guarantee for each server.");
+    later("Spawner.poll_interval", "Int", "30", "Seconds between checks that servers are alive.");
+    later("Spawner.ip", "Unicode", "'127.0.0.1'", "The IP address single-user servers listen on.");
+    later("Spawner.port", "Int", "0", "The port single-user servers listen on (0: random).");
+    later("Spawner.consecutive_failure_limit", "Int", "0",
+          "Stop the hub after this many failed starts (0: never).");
+    later("Spawner.ssl_alt_names", "List", "[]", "Extra names in the server's internal_ssl certificate.");
+    notNeeded("Spawner.options_form", "Any", "''", "HTML form for spawn options.",
+              "hubd offers no spawn options");
+    notNeeded("Spawner.pre_spawn_hook", "Any", "None", "Python callable run before a server starts.",
+              "it is Python code, which hubd configuration cannot contain");
+    notNeeded("Spawner.auth_state_hook", "Any", "None", "Python callable given the auth state.",
+              "it is Python code, which hubd configuration cannot contain");
+    later("LocalProcessSpawner.interrupt_timeout", "Int", "10", "Seconds to wait after SIGINT.");
+    later("LocalProcessSpawner.term_timeout", "Int", "5", "Seconds to wait after SIGTERM.");
+    later("LocalProcessSpawner.kill_timeout", "Int", "5", "Seconds to wait after SIGKILL.");
+    notNeeded("LocalProcessSpawner.popen_kwargs", "Dict", "{}", "Keyword arguments for subprocess.Popen.",
+              "hubd starts servers through sudospawner, not subprocess.Popen");
+    notNeeded("LocalProcessSpawner.shell_cmd", "Command", "[]", "Shell that wraps the server command.",
+              "hubd never runs servers through a shell, which could read user-writable startup files");
+    add("SudoSpawner.sudospawner_path", "Unicode", "'/usr/local/bin/sudospawner'",
+        "Absolute path of the sudospawner helper, exactly as the sudoers rule names it.");
+    notNeeded("SudoSpawner.sudo_args", "List", "['-nH']", "Extra arguments for sudo.",
+              "hubd always runs sudo -nH so that the sudoers rule stays minimal");
+    notNeeded("SudoSpawner.mediator_log_level", "Unicode", "'INFO'", "Log level of the Python mediator.",
+              "hubd's sudospawner helper is not the Python mediator and logs at a fixed level");
+    notNeeded("SudoSpawner.debug_mediator", "Bool", "False",
+              "Debug logging for the mediator (removed in sudospawner 1.0).",
+              "hubd's sudospawner helper is not the Python mediator and logs at a fixed level");
+
+    // Proxy
+    for (const char* trait : {"api_token", "auth_token", "api_url", "pid_file"})
+        notNeeded(std::string("ConfigurableHTTPProxy.") + trait, "Unicode", "''",
+                  "Setting of the configurable-http-proxy process.", std::string(kNoProxy));
+    notNeeded("ConfigurableHTTPProxy.command", "Command", "['configurable-http-proxy']",
+              "Command that starts configurable-http-proxy.", std::string(kNoProxy));
+    notNeeded("ConfigurableHTTPProxy.debug", "Bool", "False", "Debug logging for configurable-http-proxy.",
+              std::string(kNoProxy));
+    notNeeded("ConfigurableHTTPProxy.concurrency", "Int", "10", "Concurrent requests to the proxy API.",
+              std::string(kNoProxy));
+    notNeeded("Proxy.should_start", "Bool", "True", "Whether the hub starts the proxy.",
+              std::string(kNoProxy));
+    notNeeded("Proxy.extra_routes", "Dict", "{}", "Extra proxy routes.", std::string(kNoProxy));
+    return c;
+}
+
+// Base classes of the JupyterHub classes hubd knows.
+std::string_view parentOf(std::string_view cls) {
+    static constexpr std::pair<std::string_view, std::string_view> parents[] = {
+        {"JupyterHub", "Application"},           {"PAMAuthenticator", "LocalAuthenticator"},
+        {"LocalAuthenticator", "Authenticator"}, {"DummyAuthenticator", "Authenticator"},
+        {"SudoSpawner", "LocalProcessSpawner"},  {"SimpleLocalProcessSpawner", "LocalProcessSpawner"},
+        {"LocalProcessSpawner", "Spawner"},      {"ConfigurableHTTPProxy", "Proxy"},
+    };
+    for (const auto& [child, parent] : parents)
+        if (child == cls) return parent;
+    return {};
+}
+
+bool descendsFrom(std::string_view cls, std::string_view ancestor) {
+    for (; !cls.empty(); cls = parentOf(cls))
+        if (cls == ancestor) return true;
+    return false;
+}
+
+}  // namespace
+
+const std::vector<TraitInfo>& traitCatalogue() {
+    static const std::vector<TraitInfo> catalogue = buildCatalogue();
+    return catalogue;
+}
+
+std::vector<std::string> classLineage(std::string_view cls) {
+    std::vector<std::string> out;
+    for (; !cls.empty(); cls = parentOf(cls)) out.emplace_back(cls);
+    return out;
+}
+
+const TraitInfo* findTrait(std::string_view cls, std::string_view trait) {
+    const auto& all = traitCatalogue();
+    auto split = [](const TraitInfo& t) {
+        const std::string_view name = t.name;
+        const std::size_t dot = name.find('.');
+        return std::pair{name.substr(0, dot), name.substr(dot + 1)};
+    };
+    // Declared on cls or a base class: the nearest wins.
+    for (std::string_view c = cls; !c.empty(); c = parentOf(c))
+        for (const auto& t : all)
+            if (split(t) == std::pair{c, trait}) return &t;
+    // Declared on a subclass: traitlets applies c.Authenticator.admin_groups to PAMAuthenticator.
+    for (const auto& t : all) {
+        const auto [owner, name] = split(t);
+        if (name == trait && descendsFrom(owner, cls)) return &t;
+    }
+    return nullptr;
+}
+
+}  // namespace hub

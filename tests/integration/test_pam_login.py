@@ -11,11 +11,15 @@ and an unknown user (same neutral message, no cookie, password not logged),
 and that hubd is not running as root.
 
 Needs root (exit 77 otherwise). Environment: HUBD (set by meson).
-Debian's /etc/pam.d/login has pam_faildelay (3 s) on failures: expected.
+Debian's /etc/pam.d/login has pam_faildelay (3 s) on failures: expected. The
+last tests use that delay: while four wrong-password logins wait in PAM, the
+API and another real user's login must still be answered.
 """
 import re
 import secrets
 import subprocess
+import threading
+import time
 
 import hubtest
 from hubtest import check
@@ -114,6 +118,57 @@ def test_expired_account(hub):
               "the log says the account check failed")
 
 
+def test_pam_does_not_block_others(hub, user):
+    """4 wrong passwords sit in pam_faildelay; meanwhile the API and another user's login must not wait."""
+    with hubtest.SystemUser(password=PASSWORD) as other:
+        t0 = time.monotonic()
+        failures = []
+        lock = threading.Lock()
+
+        def wrong_login():
+            start = time.monotonic()
+            c = hub.client()
+            status, _, body = c.post("/hub/login", form={"username": user.name, "password": WRONG})
+            with lock:
+                failures.append((start - t0, time.monotonic() - t0, status, NEUTRAL in body, bool(login_cookies(c))))
+
+        threads = [threading.Thread(target=wrong_login, daemon=True) for _ in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(0.3)  # the four requests are in PAM now
+        with lock:
+            early = len(failures)
+        api_times = []
+        for _ in range(3):
+            start = time.monotonic()
+            status, _, _ = hub.client().get("/hub/api")
+            api_times.append((start - t0, time.monotonic() - t0, status))
+        start = time.monotonic()
+        c = hub.client()
+        status, _, _ = c.post("/hub/login", form={"username": other.name, "password": PASSWORD})
+        good = (start - t0, time.monotonic() - t0, status, bool(login_cookies(c)))
+        for t in threads:
+            t.join(30)
+        print(f"     timeline (s since start): wrong logins {sorted((round(a, 2), round(b, 2)) for a, b, *_ in failures)}; "
+              f"GET /hub/api {[(round(a, 2), round(b, 2)) for a, b, _ in api_times]}; "
+              f"good login of {other.name} {round(good[0], 2)} -> {round(good[1], 2)}", flush=True)
+
+        check(len(failures) == 4 and all(st == 200 and neutral and not cookie for _, _, st, neutral, cookie in failures),
+              f"the 4 wrong-password logins all get the neutral message and no cookie ({[f[2] for f in failures]})")
+        first_failure_done = min((end for _, end, *_ in failures), default=0)
+        if early or first_failure_done < 1.0:
+            raise hubtest.Skip(f"wrong passwords came back after {first_failure_done:.2f} s: no pam_faildelay "
+                               "here, so nothing was pending to block on")
+        check(all(st == 200 for *_, st in api_times) and max(end for _, end, _ in api_times) < first_failure_done,
+              f"GET /hub/api answered 200 while the wrong-password logins were still pending (last API answer at "
+              f"{max(end for _, end, _ in api_times):.2f} s, first failed login done at {first_failure_done:.2f} s)")
+        check(good[2] == 302 and good[3], f"{other.name} logs in with the right password (got {good[2]})")
+        check(good[1] < first_failure_done,
+              f"{other.name}'s good login completed while the 4 wrong-password logins were still pending "
+              f"(good login done at {good[1]:.2f} s, took {good[1] - good[0]:.2f} s; "
+              f"first failed login done at {first_failure_done:.2f} s)")
+
+
 def test_no_password_in_log(hub):
     log = hub.log_text()
     check(PASSWORD not in log, "the right password is not in the log")
@@ -134,6 +189,7 @@ def main():
                 ("unknown user", lambda: test_unknown_user(hub)),
                 ("hub account cannot log in", lambda: test_hub_account_cannot_log_in(hub, hub_account)),
                 ("expired account", lambda: test_expired_account(hub)),
+                ("PAM calls never block other users' requests", lambda: test_pam_does_not_block_others(hub, user)),
                 ("no password in the log", lambda: test_no_password_in_log(hub)),
             ])
 

@@ -38,7 +38,7 @@ TEST_CASE("rejects malformed and hostile JSON") {
 TEST_CASE("writer escapes strings so they cannot break out") {
     std::string out;
     JsonWriter w(out);
-    w.beginObject().key("name").value(std::string_view("a\"b\\c\n</script>\x01", 17)).key("n").value(3);
+    w.beginObject().key("name").value(std::string_view("a\"b\\c\n</script>\x01", 16)).key("n").value(3);
     w.key("list").stringArray({"x", "y"}).key("z").null().endObject();
     CHECK(out == R"({"name":"a\"b\\c\n\u003c/script\u003e\u0001","n":3,"list":["x","y"],"z":null})");
     auto back = parseJson(out);

@@ -63,9 +63,11 @@ struct RoleSpec {
 // Typed settings. Defaults follow JupyterHub 3.0 unless noted.
 struct Settings {
     // JupyterHub
-    std::string bindUrl = "http://:8000";             // JupyterHub.bind_url (ip/port/base_url override parts)
+    std::string bindUrl = "http://:8000";             // JupyterHub.bind_url (ip/port/base_url override parts);
+                                                      // scheme://host:port only, the path is in baseUrl
     std::string baseUrl = "/";                        // JupyterHub.base_url, always begins and ends with '/'
-    std::string hubBindUrl = "http://127.0.0.1:8081"; // JupyterHub.hub_bind_url (hub_ip/hub_port override parts)
+    std::string hubBindUrl = "http://127.0.0.1:8081"; // JupyterHub.hub_bind_url (hub_ip/hub_port override parts);
+                                                      // scheme://host:port only
     std::string hubConnectUrl;                        // JupyterHub.hub_connect_url
     std::string dbUrl = "sqlite:///jupyterhub.sqlite";
     std::string cookieSecretFile = "jupyterhub_cookie_secret";
@@ -122,6 +124,43 @@ struct TraitInfo {
 };
 const std::vector<TraitInfo>& traitCatalogue();
 
+// The JupyterHub classes hubd knows, most derived first: "PAMAuthenticator" ->
+// {PAMAuthenticator, LocalAuthenticator, Authenticator}. An unknown class yields itself.
+std::vector<std::string> classLineage(std::string_view cls);
+
+// Finds cls.trait in the catalogue, also when the trait is declared on a base class of cls or,
+// as traitlets applies config by section, on a subclass (c.Authenticator.admin_groups).
+// nullptr when unknown.
+const TraitInfo* findTrait(std::string_view cls, std::string_view trait);
+
+// Python lexing and literal parsing (pyliteral.cpp), shared by the configuration parser and
+// exposed for tests and the fuzzer.
+struct PyToken {
+    enum class Kind { Name, Number, Str, Bytes, FString, Op, Newline, End };
+    Kind kind = Kind::End;
+    std::string text;  // spelling (Name, Number, Op) or decoded contents (Str as UTF-8, Bytes)
+    int line = 0;      // 1-based
+    int column = 0;    // byte offset within its line
+};
+
+struct PySyntaxError {
+    int line = 0;
+    std::string message;  // complete sentence
+};
+
+// Splits source into tokens, always ending with End. Comments, blank lines, backslash
+// continuations and newlines inside brackets produce no tokens; Newline ends a logical line.
+// On a lexical error returns false; tokens then holds the complete logical lines before it.
+bool tokenizePython(std::string_view text, std::vector<PyToken>& tokens, PySyntaxError& error);
+
+// Parses one literal, or a bare tuple `a, b`, starting at tokens[pos]. On success pos is just
+// past it and tokens[pos] is Newline, End or ';'.
+std::optional<PyValue> parsePyLiteral(const std::vector<PyToken>& tokens, std::size_t& pos,
+                                      PySyntaxError& error);
+
+// Parses text that holds exactly one Python literal.
+std::optional<PyValue> parsePyLiteral(std::string_view text, PySyntaxError& error);
+
 struct LoadResult {
     Settings settings;
     std::vector<ConfigDiagnostic> diagnostics;
@@ -142,6 +181,8 @@ std::vector<Assignment> parseConfigText(std::string_view text, std::string_view 
 
 // Parses "--Class.trait=value" (value is a Python literal, or a bare string as
 // traitlets accepts for Unicode traits). Returns nullopt and adds a diagnostic on error.
+// Only the '=' form is accepted: "--Class.trait value" is an error, because a value that
+// looks like an option would otherwise be ambiguous.
 std::optional<Assignment> parseOverride(std::string_view arg, std::vector<ConfigDiagnostic>& diagnostics);
 
 // Applies, in order: defaults, the file (if any), then the overrides.
