@@ -164,6 +164,21 @@ private:
         bool authState = holds(held, "admin:auth_state", r);
         if (!(name || groups || activity || servers || roles || authState)) return false;
         (void)includeStopped;  // no server rows until the spawner lands
+        unsigned mask = full | name << 1 | groups << 2 | activity << 3 | servers << 4 | roles << 5 | authState << 6;
+        if (const std::string* cached = hub_.cachedUserModel(u.id, mask)) {
+            w.raw(*cached);
+            return true;
+        }
+        std::string model;
+        JsonWriter m(model);
+        writeUserKeys(m, u, full, name, groups, activity, servers, roles, authState);
+        w.raw(model);
+        hub_.cacheUserModel(u.id, mask, std::move(model));
+        return true;
+    }
+
+    void writeUserKeys(JsonWriter& w, const hub::UserRecord& u, bool full, bool name, bool groups, bool activity,
+                       bool servers, bool roles, bool authState) {
         w.beginObject();
         w.key("kind").value("user");
         w.key("name").value(u.name);
@@ -183,7 +198,6 @@ private:
         if (servers) w.key("servers").beginObject().endObject();
         if (authState) w.key("auth_state").null();
         w.endObject();
-        return true;
     }
 
     std::string userJson(const hub::UserRecord& u) {

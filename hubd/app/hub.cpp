@@ -338,6 +338,7 @@ std::vector<std::string> Hub::applyServices() {
 }
 
 void Hub::loadCaches() {
+    modelCache_.clear();
     usersById_.clear();
     userIdByName_.clear();
     userIdByCookie_.clear();
@@ -449,7 +450,17 @@ Hub::CreateResult Hub::createUsers(const std::vector<std::string>& names, bool a
     return result;
 }
 
+const std::string* Hub::cachedUserModel(int64_t userId, unsigned mask) const {
+    auto it = modelCache_.find(userId);
+    return it != modelCache_.end() && it->second.mask == mask ? &it->second.json : nullptr;
+}
+
+void Hub::cacheUserModel(int64_t userId, unsigned mask, std::string json) {
+    modelCache_[userId] = CachedModel{mask, std::move(json)};
+}
+
 void Hub::updateUser(const hub::UserRecord& changed) {
+    invalidateUser(changed.id);
     hub::UserRecord& current = mutableUser(changed.id);
     store_->updateUser(changed);
     if (current.name != changed.name) {
@@ -466,6 +477,7 @@ void Hub::updateUser(const hub::UserRecord& changed) {
 void Hub::deleteUser(int64_t id) {
     const hub::UserRecord* u = findUserById(id);
     if (!u) return;
+    invalidateUser(id);
     store_->deleteUser(id);
     userIdByName_.erase(u->name);
     userIdByCookie_.erase(u->cookieId);
@@ -486,6 +498,7 @@ void Hub::recordActivity(int64_t userId, hub::Timestamp when) {
     if (it == usersById_.end()) return;
     if (it->second.lastActivity && *it->second.lastActivity >= when) return;
     it->second.lastActivity = when;
+    invalidateUser(userId);
     auto& persisted = lastPersistedActivity_[userId];
     if (when - persisted >= kActivityResolution) {
         persisted = when;

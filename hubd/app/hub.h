@@ -87,6 +87,11 @@ public:
     void deleteUser(int64_t id);
     void recordActivity(int64_t userId, hub::Timestamp when);
 
+    // Serialised user models, reused while the user is unchanged: listing
+    // 100 users is the API's hottest call. `mask` names the visible keys.
+    const std::string* cachedUserModel(int64_t userId, unsigned mask) const;
+    void cacheUserModel(int64_t userId, unsigned mask, std::string json);
+
     const std::vector<hub::GroupRecord>& groups() const { return groups_; }
     std::vector<std::string> groupsOf(std::string_view user) const;
     std::vector<std::string> rolesOf(const hub::UserRecord& user) const;
@@ -152,6 +157,14 @@ private:
     // with 16384 rounds, so re-verifying on every request would cost ~1 ms.
     std::unordered_map<std::string, int64_t> verifiedTokens_;
     std::unordered_map<int64_t, hub::Timestamp> lastPersistedActivity_;
+    struct CachedModel {
+        unsigned mask = 0;
+        std::string json;
+    };
+    // Dropped by every change to the user (invalidateUser) or to groups and
+    // roles (all of it).
+    std::unordered_map<int64_t, CachedModel> modelCache_;
+    void invalidateUser(int64_t id) { modelCache_.erase(id); }
 
     class Api;
     class Pages;

@@ -222,6 +222,8 @@ def test_token_via_password():
 
 def test_activity():
     api("POST", "/users", json={"usernames": ["gus"]})
+    status, body, _ = api("GET", "/users/gus")  # a cached model must not outlive the change below
+    check(body["last_activity"] is None, "gus has no activity yet")
     status, _, _ = api("POST", "/users/gus/activity",
                        json={"last_activity": "2026-01-02T03:04:05.000006Z", "servers": {"": {}}})
     check(status == 200, "POST activity -> 200")

@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
+"""README command 1 (scripts/demo.sh) serves a login page a user can log in to.
+
+Runs the real script as root, detached on a free port, with the binary the
+suite just built: it must create the unprivileged hub user and the demo users,
+print their passwords, and start hubd as the hub user. Then a client logs in
+with a printed password. Everything the script created is removed afterwards.
+"""
+import os
+import pwd
+import re
+import shutil
+import subprocess
+
+import hubtest
+from hubtest import check
+
+ROOT = hubtest.ROOT
+USERS = ("hubd", "demo-alice", "demo-bob")
+STATE = "/var/lib/hubd-demo"
+
+
+def existed(name):
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def test_demo_login():
+    before = {u: existed(u) for u in USERS}
+    state_existed = os.path.exists(STATE)
+    port = hubtest.free_port()
+    env = dict(os.environ, HUBD_SKIP_SETUP="1", HUBD_DEMO_DETACH="1", HUBD_DEMO_PORT=str(port),
+               HUBD_DEMO_BINARY=hubtest.HUBD)
+    pid = None
+    try:
+        run = subprocess.run(["bash", os.path.join(ROOT, "scripts", "demo.sh")], env=env, capture_output=True,
+                             text=True, timeout=240, stdin=subprocess.DEVNULL)
+        print(run.stdout[-3000:], run.stderr[-3000:])
+        if not check(run.returncode == 0, f"demo.sh exits 0 (got {run.returncode})"):
+            return
+        passwords = dict(re.findall(r"login: (\S+)\s+password: (\S+)", run.stdout))
+        check(set(passwords) == {"demo-alice", "demo-bob"}, f"passwords printed for both demo users: {sorted(passwords)}")
+        with open(os.path.join(STATE, "hubd.pid")) as f:
+            pid = int(f.read().strip())
+        owner = subprocess.run(["ps", "-o", "user=", "-p", str(pid)], capture_output=True, text=True).stdout.strip()
+        check(owner == "hubd", f"hubd runs as the unprivileged hub user (ps says {owner!r})")
+        hub_groups = subprocess.run(["id", "-nG", "hubd"], capture_output=True, text=True).stdout.split()
+        check("shadow" in hub_groups, "the hub user is in the shadow group")
+        shell = pwd.getpwnam("hubd").pw_shell
+        check(shell.endswith("nologin"), f"the hub user has no login shell ({shell})")
+
+        c = hubtest.Client(f"http://127.0.0.1:{port}")
+        status, headers, _ = c.get("/")
+        check(status == 302 and headers.get("location") == "/hub/", "/ redirects to /hub/")
+        status, headers, body = c.get("/hub/login")
+        check(status == 200 and b'name="username"' in body and b'name="password"' in body, "login page has the form")
+        status, headers, body = c.post("/hub/login", form={"username": "demo-bob", "password": "wrong-password"})
+        check(status == 200 and b"Invalid username or password" in body, "a wrong password is refused neutrally")
+        status, headers, _ = c.post("/hub/login", form={"username": "demo-alice", "password": passwords["demo-alice"]})
+        check(status == 302 and "jupyterhub-hub-login" in c.cookies, "demo-alice logs in with the printed password")
+        status, headers, body = c.get("/hub/home")
+        check(status == 200 and b"demo-alice" in body, "her home page names her")
+    finally:
+        if pid:
+            subprocess.run(["kill", str(pid)])
+        for u in USERS:
+            if not before[u] and existed(u):
+                subprocess.run(["userdel", "-r", u], capture_output=True)
+        if not state_existed:
+            shutil.rmtree(STATE, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    hubtest.require_root()
+    hubtest.require_hubd()
+    hubtest.main([test_demo_login])
