@@ -228,11 +228,25 @@ int run(int argc, char** argv) {
         hub::logInfo("hubd {} is running at http://{}:{}{}", HUBD_VERSION, displayHost(publicAddr->host), port,
                      settings.baseUrl);
         bool same = hubAddr->host == publicAddr->host && hubAddr->port == publicAddr->port;
+        uint16_t hubPort = port;
+        std::string hubHost = publicAddr->host;
         if (!same) {
-            uint16_t hubPort = hubServer.listen(hubAddr->host, hubAddr->port);
-            hub::logInfo("Hub API for single-user servers at http://{}:{}{}hub/api", displayHost(hubAddr->host),
-                         hubPort, settings.baseUrl);
+            hubPort = hubServer.listen(hubAddr->host, hubAddr->port);
+            hubHost = hubAddr->host;
+            hub::logInfo("Hub API for single-user servers at http://{}:{}{}hub/api", displayHost(hubHost), hubPort,
+                         settings.baseUrl);
         }
+        // What servers call back on: hub_connect_url, else the hub listener
+        // (a wildcard address is reached through loopback).
+        std::string connect = settings.hubConnectUrl;
+        if (connect.empty()) {
+            std::string host = hubHost.empty() || hubHost == "0.0.0.0" ? "127.0.0.1"
+                               : hubHost == "::"                      ? "[::1]"
+                                                                      : displayHost(hubHost);
+            connect = "http://" + host + ":" + std::to_string(hubPort);
+        }
+        while (!connect.empty() && connect.back() == '/') connect.pop_back();
+        hub.setInternalApiUrl(connect + settings.baseUrl + "hub/api");
     } catch (const std::system_error& e) {
         hub::logError("{}", e.what());
         return 1;

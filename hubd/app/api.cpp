@@ -112,8 +112,12 @@ public:
                 }
             }
             if (seg[2] == "activity" && seg.size() == 3) return m == "POST" ? activity(name) : methodNotAllowed();
-            if ((seg[2] == "server" && seg.size() == 3) || seg[2] == "servers")
-                return serverNotAvailable(name, m);
+            if (seg[2] == "server" && seg.size() == 3) {
+                if (m == "POST") return startServer(name);
+                if (m == "DELETE") return stopServer(name);
+                return methodNotAllowed();
+            }
+            if (seg[2] == "servers") return namedServersNotAvailable(name, m);
         }
         c_.error(404, "Not Found");
     }
@@ -185,9 +189,20 @@ private:
         if (name || roles) w.key("admin").value(u.admin);
         if (roles) w.key("roles").stringArray(hub_.rolesOf(u));
         if (groups) w.key("groups").stringArray(hub_.groupsOf(u.name));
+        const ServerState* st = hub_.servers().state(u.id);
+        std::string prefix = hub_.servers().prefixOf(u.name);
+        bool active = st && st->phase != ServerState::Phase::Stopped;
+        const char* pending = !st                                            ? nullptr
+                              : st->phase == ServerState::Phase::Spawning ? "spawn"
+                              : st->phase == ServerState::Phase::Stopping ? "stop"
+                                                                          : nullptr;
         if (full) {
-            w.key("server").null();
-            w.key("pending").null();
+            w.key("server");
+            if (st && st->ready) w.value(prefix);
+            else w.null();
+            w.key("pending");
+            if (pending) w.value(pending);
+            else w.null();
             w.key("created");
             writeTimestamp(w, u.created);
         }
@@ -195,7 +210,27 @@ private:
             w.key("last_activity");
             writeTimestamp(w, u.lastActivity);
         }
-        if (servers) w.key("servers").beginObject().endObject();
+        if (servers) {
+            w.key("servers").beginObject();
+            if (active) {
+                w.key("").beginObject();
+                w.key("name").value("");
+                w.key("last_activity");
+                writeTimestamp(w, u.lastActivity);
+                w.key("started");
+                writeTimestamp(w, st->started);
+                w.key("pending");
+                if (pending) w.value(pending);
+                else w.null();
+                w.key("ready").value(st->ready);
+                w.key("stopped").value(false);
+                w.key("url").value(prefix);
+                w.key("user_options").beginObject().endObject();
+                w.key("progress_url").value(hub_.hubPrefix() + "api/users/" + urlEncode(u.name) + "/server/progress");
+                w.endObject();
+            }
+            w.endObject();
+        }
         if (authState) w.key("auth_state").null();
         w.endObject();
     }
@@ -351,8 +386,14 @@ private:
         for (const auto* u : hub_.users()) {
             if (!appliesTo(filter, userResource(u->name))) continue;
             if (!nameFilter.empty() && u->name.find(nameFilter) == std::string::npos) continue;
-            // Servers land with the spawner issues: every user is inactive.
-            if (state && *state != "inactive") continue;
+            if (state) {
+                const ServerState* st = hub_.servers().state(u->id);
+                bool active = st && st->phase != ServerState::Phase::Stopped;
+                bool ready = st && st->ready;
+                if ((*state == "active" && !active) || (*state == "ready" && !ready) ||
+                    (*state == "inactive" && active))
+                    continue;
+            }
             matches.push_back(u);
         }
         int64_t total = static_cast<int64_t>(matches.size());
@@ -710,13 +751,75 @@ private:
         c_.json(200, {});
     }
 
-    void serverNotAvailable(const std::string& name, const std::string& method) {
+    void namedServersNotAvailable(const std::string& name, const std::string& method) {
         if (method == "POST" && !require({"servers"}, userResource(name))) return;
         if (method == "DELETE" && !require({"delete:servers"}, userResource(name))) return;
-        if (method == "GET") return c_.error(404, "Not Found");
         if (method != "POST" && method != "DELETE") return methodNotAllowed();
-        c_.error(501, "Starting and stopping servers is not available in this hubd build yet: the spawner "
-                      "lands with the privilege-boundary work (hubd issue 3)");
+        c_.error(400, "Named servers are not enabled on this hub (JupyterHub.allow_named_servers)");
+    }
+
+    // 3.0: 201 when ready within slow_spawn_timeout (10 s), else 202; 400 if
+    // already running. The answer waits on a timer, never on a thread.
+    void startServer(const std::string& name) {
+        if (!require({"servers"}, userResource(name))) return;
+        const auto* u = hub_.findUser(name);
+        if (!u) return c_.error(404, "No such user " + hub::safe(name, 100));
+        auto body = this->body();
+        if (!body) return;
+        const ServerState* st = hub_.servers().state(u->id);
+        if (st && st->phase == ServerState::Phase::Running)
+            return c_.error(400, name + " is already running");
+        if (st && st->phase == ServerState::Phase::Spawning) return c_.json(202, {});
+        auto reply = std::make_shared<Call>(std::move(c_));
+        int64_t id = u->id;
+        Hub* hub = &hub_;
+        auto answered = std::make_shared<bool>(false);
+        auto settled = [hub, id, reply, answered] {
+            if (*answered) return;
+            *answered = true;
+            const ServerState* s = hub->servers().state(id);
+            if (s && s->phase == ServerState::Phase::Running) return reply->json(201, {});
+            reply->error(500, s ? s->lastError : std::string("the server did not start"));
+        };
+        if (auto err = hub_.servers().start(*u, settled)) {
+            *answered = true;
+            return reply->error(400, *err);
+        }
+        hub::logInfo("{} requested a server for {}", reply->principal.name, name);
+        hub_.loop().addTimer(std::chrono::seconds(10), [reply, answered] {
+            if (*answered) return;
+            *answered = true;
+            reply->json(202, {});
+        });
+    }
+
+    void stopServer(const std::string& name) {
+        if (!require({"delete:servers"}, userResource(name))) return;
+        const auto* u = hub_.findUser(name);
+        if (!u) return c_.error(404, "No such user " + hub::safe(name, 100));
+        const ServerState* st = hub_.servers().state(u->id);
+        if (!st || st->phase == ServerState::Phase::Stopped) return c_.noContent();
+        if (st->phase == ServerState::Phase::Stopping) return c_.json(202, {});
+        auto reply = std::make_shared<Call>(std::move(c_));
+        auto answered = std::make_shared<bool>(false);
+        int64_t id = u->id;
+        Hub* hub = &hub_;
+        auto settled = [hub, id, reply, answered] {
+            if (*answered) return;
+            *answered = true;
+            const ServerState* s = hub->servers().state(id);
+            if (s && s->phase == ServerState::Phase::Stopped) return reply->noContent();
+            reply->error(500, s ? s->lastError : std::string("the server did not stop"));
+        };
+        if (auto err = hub_.servers().stop(*u, settled)) {
+            *answered = true;
+            return reply->noContent();
+        }
+        hub_.loop().addTimer(std::chrono::seconds(10), [reply, answered] {
+            if (*answered) return;
+            *answered = true;
+            reply->json(202, {});
+        });
     }
 
     Hub& hub_;

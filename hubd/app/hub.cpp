@@ -173,10 +173,13 @@ Hub::Hub(hub::Settings settings, std::unique_ptr<hub::Store> store, std::unique_
       loop_(loop),
       workers_(workers),
       hubPrefix_(settings_.baseUrl + "hub/"),
+      servers_(std::make_unique<ServerManager>(*this)),
       api_(std::make_unique<Api>(*this)),
       pages_(std::make_unique<Pages>(*this)) {}
 
 Hub::~Hub() = default;
+
+void Hub::serverChanged(int64_t userId) { invalidateUser(userId); }
 
 std::vector<std::string> Hub::start() {
     std::vector<std::string> errors;
@@ -197,6 +200,7 @@ std::vector<std::string> Hub::start() {
     if (purged > 0) hub::logInfo("Removed {} expired API tokens", purged);
     loadCaches();
     warnAboutDisallowedUsers();
+    servers_->reattachAll();
     return errors;
 }
 

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "app/scopes.h"
+#include "app/servers.h"
 #include "hubcore/auth.h"
 #include "hubcore/config.h"
 #include "hubcore/store.h"
@@ -126,6 +127,14 @@ public:
 
     const std::map<std::string, ServiceInfo>& services() const { return services_; }
 
+    // Servers
+    ServerManager& servers() { return *servers_; }
+    // The hub API URL single-user servers call (JUPYTERHUB_API_URL), no trailing slash.
+    const std::string& internalApiUrl() const { return internalApiUrl_; }
+    void setInternalApiUrl(std::string url) { internalApiUrl_ = std::move(url); }
+    // A server started, became ready or stopped: drop cached models (and routes).
+    void serverChanged(int64_t userId);
+
     Origin originOf(const hubd::http::Request& request) const;
 
 private:
@@ -165,6 +174,9 @@ private:
     // roles (all of it).
     std::unordered_map<int64_t, CachedModel> modelCache_;
     void invalidateUser(int64_t id) { modelCache_.erase(id); }
+
+    std::string internalApiUrl_;
+    std::unique_ptr<ServerManager> servers_;
 
     class Api;
     class Pages;

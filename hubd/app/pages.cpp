@@ -142,16 +142,9 @@ void Hub::Pages::handle(std::string_view path, Request& request, Responder respo
         std::string_view rest = path.substr(6);
         return userNotRunning(rest.substr(0, rest.find('/')), request, std::move(responder));
     }
-    if ((path == "/spawn" || path.substr(0, 7) == "/spawn/") && (get || m == "POST")) {
-        const hub::UserRecord* user = hub_.cookieUser(request);
-        if (!user)
-            return responder.send(redirect(302, hub_.hubPrefix() + "login?next=" + urlEncode(request.rawPath)));
-        return responder.send(page(503, "Not available yet",
-                                   "<h1>Starting servers is not available yet</h1>\n<p class=\"notice\">This hubd "
-                                   "build does not start notebook servers: the spawner lands with the "
-                                   "privilege-boundary work (hubd issue 3).</p>",
-                                   user));
-    }
+    if (path == "/spawn" && (get || m == "POST")) return spawn(request, std::move(responder));
+    if (path.substr(0, 15) == "/spawn-pending/" && get) return spawnPending(path.substr(15), request, std::move(responder));
+    if (path == "/stop" && m == "POST") return stopServer(request, std::move(responder));
     notFound(request, std::move(responder));
 }
 
@@ -260,6 +253,17 @@ void Hub::Pages::logout(Request& request, Responder responder) {
     responder.send(std::move(r));
 }
 
+std::string Hub::Pages::serverProblem(const ServerState* s) const {
+    if (!s || (s->lastError.empty() && s->lastExit.empty())) return {};
+    std::string html = "<div class=\"error\" role=\"alert\" id=\"server-error\">";
+    if (!s->lastError.empty()) html += "<p>" + htmlEscape(s->lastError) + "</p>";
+    else html += "<p>Your server " + htmlEscape(s->lastExit) + ".</p>";
+    if (!s->lastLog.empty())
+        html += "<p>Its last log lines:</p><pre id=\"server-log\">" + htmlEscape(hub::safe(s->lastLog, 8000)) +
+                "</pre>";
+    return html + "</div>\n";
+}
+
 void Hub::Pages::home(Request& request, Responder responder) {
     const hub::UserRecord* user = hub_.cookieUser(request);
     if (!user) {
@@ -267,15 +271,91 @@ void Hub::Pages::home(Request& request, Responder responder) {
         return responder.send(redirect(302, target));
     }
     const std::string& prefix = hub_.hubPrefix();
-    std::string body = fmt::format(
-        "<h1>Your server</h1>\n"
-        "<p id=\"server-status\">Your server at <code>{}user/{}/</code> is <strong>not running</strong>.</p>\n"
-        "<form method=\"post\" action=\"{}spawn\"><button type=\"submit\" id=\"start\">Start my server</button>"
-        "</form>\n",
-        htmlEscape(hub_.baseUrl()), htmlEscape(urlEncode(user->name)), prefix);
+    const ServerState* s = hub_.servers().state(user->id);
+    std::string where = htmlEscape(hub_.servers().prefixOf(user->name));
+    std::string body = "<h1>Your server</h1>\n";
+    if (s && s->phase == ServerState::Phase::Running) {
+        body += fmt::format(
+            "<p id=\"server-status\">Your server is <strong>running</strong>.</p>\n"
+            "<p><a id=\"open\" href=\"{}\">Open my server</a></p>\n"
+            "<form method=\"post\" action=\"{}stop\"><button type=\"submit\" id=\"stop\">Stop my server</button>"
+            "</form>\n",
+            where, prefix);
+    } else if (s && s->phase == ServerState::Phase::Spawning) {
+        body += fmt::format("<p id=\"server-status\">Your server is <strong>starting</strong>. "
+                            "<a href=\"{}spawn-pending/{}\">Follow its progress</a>.</p>\n",
+                            prefix, htmlEscape(urlEncode(user->name)));
+    } else if (s && s->phase == ServerState::Phase::Stopping) {
+        body += "<p id=\"server-status\">Your server is <strong>stopping</strong>.</p>\n";
+    } else {
+        body += serverProblem(s);
+        body += fmt::format(
+            "<p id=\"server-status\">Your server at <code>{}</code> is <strong>not running</strong>.</p>\n"
+            "<form method=\"post\" action=\"{}spawn\"><button type=\"submit\" id=\"start\">Start my server</button>"
+            "</form>\n",
+            where, prefix);
+    }
     if (hub_.settings().adminAccess)
         body += "<p class=\"notice\">Administrators of this hub can open your server (admin_access is on).</p>\n";
     responder.send(page(200, "Home", body, user));
+}
+
+void Hub::Pages::spawn(Request& request, Responder responder) {
+    const hub::UserRecord* user = hub_.cookieUser(request);
+    if (!user) return responder.send(redirect(302, hub_.hubPrefix() + "login?next=" + urlEncode(request.rawPath)));
+    std::string pending = hub_.hubPrefix() + "spawn-pending/" + urlEncode(user->name);
+    const ServerState* s = hub_.servers().state(user->id);
+    if (s && s->phase == ServerState::Phase::Running)
+        return responder.send(redirect(302, hub_.servers().prefixOf(user->name)));
+    if (auto err = hub_.servers().start(*user, nullptr)) {
+        return responder.send(page(400, "Cannot start", "<h1>Your server cannot start</h1>\n<p class=\"error\">" +
+                                                            htmlEscape(*err) + "</p>",
+                                   user));
+    }
+    hub::logInfo("{} started their server from the home page", user->name);
+    responder.send(redirect(302, pending));
+}
+
+void Hub::Pages::spawnPending(std::string_view name, Request& request, Responder responder) {
+    const hub::UserRecord* user = hub_.cookieUser(request);
+    if (!user) return responder.send(redirect(302, hub_.hubPrefix() + "login?next=" + urlEncode(request.rawPath)));
+    if (name != user->name) return responder.send(page(403, "Not available", "<h1>Not your server</h1>", user));
+    const ServerState* s = hub_.servers().state(user->id);
+    if (s && s->phase == ServerState::Phase::Running)
+        return responder.send(redirect(302, hub_.servers().prefixOf(user->name)));
+    if (!s || s->phase == ServerState::Phase::Stopped) {
+        std::string body = "<h1>Your server did not start</h1>\n" + serverProblem(s) +
+                           fmt::format("<form method=\"post\" action=\"{}spawn\"><button type=\"submit\" "
+                                       "id=\"start\">Try again</button></form>",
+                                       hub_.hubPrefix());
+        return responder.send(page(200, "Server not started", body, user));
+    }
+    std::string steps;
+    for (const auto& p : s->progress) steps += "<li>" + htmlEscape(p) + "</li>";
+    // No JavaScript: the page refreshes itself until the server is ready.
+    Response r = page(200, "Starting your server",
+                      "<h1>Your server is starting</h1>\n<ol id=\"progress\" aria-live=\"polite\">" + steps +
+                          "</ol>\n<p>This page reloads by itself.</p>",
+                      user);
+    r.set("Refresh", "1");
+    responder.send(std::move(r));
+}
+
+void Hub::Pages::stopServer(Request& request, Responder responder) {
+    const hub::UserRecord* user = hub_.cookieUser(request);
+    if (!user) return responder.send(redirect(302, hub_.hubPrefix() + "login"));
+    auto shared = std::make_shared<Responder>(std::move(responder));
+    std::string home = hub_.hubPrefix() + "home";
+    auto answered = std::make_shared<bool>(false);
+    auto done = [shared, home, answered] {
+        if (*answered) return;
+        *answered = true;
+        shared->send(redirect(302, home));
+    };
+    if (hub_.servers().stop(*user, done)) return done();
+    hub::logInfo("{} stopped their server from the home page", user->name);
+    // Show the home page after 10 s at the latest; it says "stopping" then.
+    hub_.loop().addTimer(std::chrono::seconds(10), done);
 }
 
 void Hub::Pages::userNotRunning(std::string_view name, Request& request, Responder responder) {
@@ -283,6 +363,16 @@ void Hub::Pages::userNotRunning(std::string_view name, Request& request, Respond
     if (!user) {
         std::string target = hub_.hubPrefix() + "login?next=" + urlEncode(request.rawPath);
         return responder.send(redirect(302, target));
+    }
+    if (name == user->name) {
+        const ServerState* s = hub_.servers().state(user->id);
+        if (s && s->phase == ServerState::Phase::Running) {
+            // The server runs: back to /user/... (3.0's redirect loop guard aside).
+            std::string target = hub_.servers().prefixOf(user->name);
+            return responder.send(redirect(302, target));
+        }
+        if (s && s->phase == ServerState::Phase::Spawning)
+            return responder.send(redirect(302, hub_.hubPrefix() + "spawn-pending/" + urlEncode(user->name)));
     }
     if (request.header("Accept").find("application/json") != std::string_view::npos)
         return responder.send(jsonError(424, "Server is not running"));

@@ -19,6 +19,10 @@ private:
     void loginSubmit(hubd::http::Request& request, hubd::http::Responder responder);
     void logout(hubd::http::Request& request, hubd::http::Responder responder);
     void home(hubd::http::Request& request, hubd::http::Responder responder);
+    void spawn(hubd::http::Request& request, hubd::http::Responder responder);
+    void spawnPending(std::string_view name, hubd::http::Request& request, hubd::http::Responder responder);
+    void stopServer(hubd::http::Request& request, hubd::http::Responder responder);
+    std::string serverProblem(const ServerState* s) const;
     void userNotRunning(std::string_view user, hubd::http::Request& request, hubd::http::Responder responder);
     std::string nextUrl(const hubd::http::Request& request, const hub::UserRecord* user) const;
     hubd::http::Response page(int status, std::string_view title, std::string_view body,

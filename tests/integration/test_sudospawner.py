@@ -29,9 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hubtest  # noqa: E402
 from hubtest import check  # noqa: E402
 
-BUILT = os.environ.get("SUDOSPAWNER", os.path.join(hubtest.ROOT, "build", "sudospawner", "sudospawner"))
-INSTALLED = "/usr/local/bin/sudospawner"
-SUDOERS = "/etc/sudoers.d/hubtest-sudospawner"
+from sudotest import BUILT, INSTALLED, policy_path, sudo_setup, write_policy  # noqa: E402
 TOKEN = "tok-" + os.urandom(12).hex()
 
 # ------------------------------------------------------------ wire codec
@@ -258,50 +256,6 @@ log_max_size 64K
 log_keep 2
 stop_timeout 3
 """
-
-
-class Fixture:
-    def __init__(self):
-        self.backups = []  # (path, backup or None)
-        self.created_dirs = []
-        self.users = []
-
-    def backup(self, path):
-        if os.path.lexists(path):
-            b = tempfile.mktemp(prefix="hubtest-backup-", dir=os.path.dirname(path))
-            os.rename(path, b)
-            self.backups.append((path, b))
-        else:
-            self.backups.append((path, None))
-
-    def restore(self):
-        for path, b in reversed(self.backups):
-            try:
-                if os.path.lexists(path):
-                    os.unlink(path)
-                if b:
-                    os.rename(b, path)
-            except OSError as e:
-                print(f"warning: could not restore {path}: {e}", flush=True)
-        for d in reversed(self.created_dirs):
-            try:
-                os.rmdir(d)
-            except OSError:
-                pass
-
-
-def policy_path():
-    out = subprocess.run([BUILT, "--help"], capture_output=True, text=True, timeout=10).stdout
-    return out.split("decided by ", 1)[1].split()[0].rstrip(".")
-
-
-def write_policy(path, text, mode=0o644, uid=0, gid=0):
-    tmp = path + ".new"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.chown(tmp, uid, gid)
-    os.chmod(tmp, mode)
-    os.rename(tmp, path)
 
 
 # ------------------------------------------------------------ the tests
@@ -610,8 +564,6 @@ def test_sudospawner():
     for tool in ("sudo", "visudo", "setpriv", "useradd"):
         if not shutil.which(tool):
             raise hubtest.Skip(f"{tool} is missing")
-    pol = policy_path()
-    fx = Fixture()
     script_dir = tempfile.mkdtemp(prefix="hubtest-sudospawner-")
     os.chmod(script_dir, 0o755)
     try:
@@ -619,38 +571,11 @@ def test_sudospawner():
             f.write(DUMP)
         os.chmod(os.path.join(script_dir, "dump.py"), 0o755)
         with hubtest.hub_user() as hub, hubtest.SystemUser(groups=["users"]) as alice, \
-                hubtest.SystemUser() as bob, hubtest.SystemUser(system=True, home=False) as sysu:
-            # install the helper and the policy
-            fx.backup(INSTALLED)
-            shutil.copyfile(BUILT, INSTALLED)
-            os.chown(INSTALLED, 0, 0)
-            os.chmod(INSTALLED, 0o755)
-            pdir = os.path.dirname(pol)
-            if not os.path.isdir(pdir):
-                os.makedirs(pdir, 0o755)
-                fx.created_dirs.append(pdir)
-            fx.backup(pol)
-            write_policy(pol, policy_text(script_dir))
-            # sudoers: the shape of sudoers.d/hubd, validated before it goes live
-            rules = f"""# hubd integration test (test_sudospawner.py); removed afterwards
-Runas_Alias HUBT_USERS = {alice.name}, {bob.name}, {sysu.name}, !root, !#0
-Cmnd_Alias HUBT_CMD = {INSTALLED} "", {INSTALLED} --help, {INSTALLED} --version, {INSTALLED} --check
-Defaults!HUBT_CMD env_reset, !setenv, !requiretty, !use_pty, closefrom=3
-{hub.name} ALL=(HUBT_USERS) NOPASSWD: HUBT_CMD
-"""
-            tmp = tempfile.NamedTemporaryFile("w", delete=False, prefix="hubtest-sudoers-")
-            tmp.write(rules)
-            tmp.close()
-            r = subprocess.run(["visudo", "-cf", tmp.name], capture_output=True, text=True)
-            if not check(r.returncode == 0, f"test sudoers drop-in passes visudo -cf ({r.stderr.strip()})"):
-                os.unlink(tmp.name)
+                hubtest.SystemUser() as bob, hubtest.SystemUser(system=True, home=False) as sysu, \
+                sudo_setup(hub.name, [alice.name, bob.name, sysu.name], policy_text(script_dir)) as setup:
+            if setup is None:
                 return
-            fx.backup(SUDOERS)
-            shutil.move(tmp.name, SUDOERS)
-            os.chown(SUDOERS, 0, 0)
-            os.chmod(SUDOERS, 0o440)
-            r = subprocess.run(["visudo", "-c"], capture_output=True, text=True)
-            check(r.returncode == 0, "the whole sudoers configuration still parses")
+            _fx, pol = setup
             repo = os.path.join(hubtest.ROOT, "sudoers.d", "hubd")
             if os.path.exists(repo):
                 r = subprocess.run(["visudo", "-cf", repo], capture_output=True, text=True)
@@ -666,7 +591,6 @@ Defaults!HUBT_CMD env_reset, !setenv, !requiretty, !use_pty, closefrom=3
                             pass
                 time.sleep(0.3)
     finally:
-        fx.restore()
         shutil.rmtree(script_dir, ignore_errors=True)
 
 

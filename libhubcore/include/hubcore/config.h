@@ -111,6 +111,7 @@ struct Settings {
     bool disableUserConfig = false;
     bool spawnerDebug = false;
     std::string sudospawnerPath = "/usr/local/bin/sudospawner";
+    std::string sudospawnerProfile = "default";      // SudoSpawner.profile
 };
 
 // The catalogue of traits, for --help-all, warnings and docs/config.md.

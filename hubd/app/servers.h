@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// Users' notebook servers: start, readiness, stop, crash notice, and
+// reattachment after a hub restart, through the sudospawner helper.
+//
+// MUST: hubd never signals a process itself; only the helper, running as
+// the user, acts on the server it started (verified by pid + start time).
+// MUST: the server's API token travels only inside the SPAWN frame.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "hubcore/store.h"
+#include "hubcore/time.h"
+#include "spawn/helper_channel.h"
+
+namespace hubd {
+
+class Hub;
+
+struct ServerState {
+    enum class Phase { Stopped, Spawning, Running, Stopping };
+    Phase phase = Phase::Stopped;
+    bool ready = false;
+    uint16_t port = 0;
+    std::string url;  // http://127.0.0.1:PORT
+    uint32_t pid = 0;
+    uint64_t startTime = 0;
+    std::optional<int64_t> tokenId;
+    std::optional<hub::Timestamp> started;
+    std::string logPath;
+    std::string lastError;  // a sentence: why the last start or stop failed
+    std::string lastExit;   // "exited with status 1" for a server that ended by itself
+    std::string lastLog;    // its last log lines (untrusted bytes)
+    std::unique_ptr<HelperChannel> channel;
+    std::vector<std::function<void()>> waiters;  // called when the phase settles
+    hubd::http::EventLoop::TimerId timer = 0;
+    int probeAttempt = 0;
+    std::vector<std::string> progress;  // human-readable steps for the pending page
+};
+
+class ServerManager {
+public:
+    explicit ServerManager(Hub& hub);
+    ~ServerManager();
+
+    // Starts the user's default server. `settled` runs when it is ready or
+    // has failed (state(user)->phase tells which); it may run before start()
+    // returns. Returns an error sentence if the start could not even begin.
+    std::optional<std::string> start(const hub::UserRecord& user, std::function<void()> settled);
+    std::optional<std::string> stop(const hub::UserRecord& user, std::function<void()> settled);
+    // Last `lines` lines of the server log, read by the helper as the user.
+    void readLog(const hub::UserRecord& user, uint32_t lines, std::function<void(std::string text, std::string error)> done);
+
+    const ServerState* state(int64_t userId) const;
+    // Running servers found in the database are reattached (not restarted).
+    void reattachAll();
+    // Stops listening to helpers without stopping servers (hub shutdown).
+    void detachAll();
+
+    std::string prefixOf(const std::string& userName) const;  // "/user/alice/"
+
+private:
+    ServerState& slot(int64_t userId);
+    std::vector<std::string> helperArgv(const std::string& userName) const;
+    std::vector<std::pair<std::string, std::string>> environment(const hub::UserRecord& user, const ServerState& s,
+                                                                 const std::string& token) const;
+    void onMessage(int64_t userId, const hubproto::Message& message);
+    void onClosed(int64_t userId, const std::string& why);
+    void probe(int64_t userId);
+    void markReady(int64_t userId);
+    void fail(int64_t userId, std::string sentence);
+    void finishStopped(int64_t userId);
+    void settle(ServerState& s);
+    void persist(int64_t userId);
+    bool openChannel(int64_t userId, const std::string& userName, std::string& error);
+
+    Hub& hub_;
+    std::map<int64_t, ServerState> servers_;
+};
+
+}  // namespace hubd

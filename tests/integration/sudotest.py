@@ -1,0 +1,110 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""Shared set-up for tests that need the real helper behind real sudo.
+
+sudo_setup() installs the built sudospawner at /usr/local/bin (the path the
+sudoers rule names), writes a root-owned policy at the helper's compiled-in
+path, and puts a sudoers drop-in in /etc/sudoers.d allowing a hub user to run
+exactly that helper as the given users, checked with visudo first. Everything
+is put back afterwards, including files that were there before.
+"""
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+
+import hubtest
+from hubtest import check
+
+BUILT = os.environ.get("SUDOSPAWNER", os.path.join(hubtest.ROOT, "build", "sudospawner", "sudospawner"))
+INSTALLED = "/usr/local/bin/sudospawner"
+SUDOERS = "/etc/sudoers.d/hubtest-sudospawner"
+
+
+class Fixture:
+    """Remembers replaced files and created directories, and restores them."""
+
+    def __init__(self):
+        self.backups = []  # (path, backup or None)
+        self.created_dirs = []
+
+    def backup(self, path):
+        if os.path.lexists(path):
+            b = tempfile.mktemp(prefix="hubtest-backup-", dir=os.path.dirname(path))
+            os.rename(path, b)
+            self.backups.append((path, b))
+        else:
+            self.backups.append((path, None))
+
+    def restore(self):
+        for path, b in reversed(self.backups):
+            try:
+                if os.path.lexists(path):
+                    os.unlink(path)
+                if b:
+                    os.rename(b, path)
+            except OSError as e:
+                print(f"warning: could not restore {path}: {e}", flush=True)
+        for d in reversed(self.created_dirs):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+
+
+def policy_path():
+    """The policy path compiled into the helper (its --help names it)."""
+    out = subprocess.run([BUILT, "--help"], capture_output=True, text=True, timeout=10).stdout
+    return out.split("decided by ", 1)[1].split()[0].rstrip(".")
+
+
+def write_policy(path, text, mode=0o644, uid=0, gid=0):
+    tmp = path + ".new"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.chown(tmp, uid, gid)
+    os.chmod(tmp, mode)
+    os.rename(tmp, path)
+
+
+@contextlib.contextmanager
+def sudo_setup(hub_name, user_names, policy):
+    """Yields (fixture, policy path), or None if the drop-in does not validate."""
+    pol = policy_path()
+    fx = Fixture()
+    try:
+        fx.backup(INSTALLED)
+        shutil.copyfile(BUILT, INSTALLED)
+        os.chown(INSTALLED, 0, 0)
+        os.chmod(INSTALLED, 0o755)
+        pdir = os.path.dirname(pol)
+        if not os.path.isdir(pdir):
+            os.makedirs(pdir, 0o755)
+            fx.created_dirs.append(pdir)
+        fx.backup(pol)
+        write_policy(pol, policy)
+        # The shape of sudoers.d/hubd: the helper only, no arguments but the
+        # informational ones, never root.
+        rules = f"""# hubd integration test; removed afterwards
+Runas_Alias HUBT_USERS = {", ".join(user_names)}, !root, !#0
+Cmnd_Alias HUBT_CMD = {INSTALLED} "", {INSTALLED} --help, {INSTALLED} --version, {INSTALLED} --check
+Defaults!HUBT_CMD env_reset, !setenv, !requiretty, !use_pty, closefrom=3
+{hub_name} ALL=(HUBT_USERS) NOPASSWD: HUBT_CMD
+"""
+        tmp = tempfile.NamedTemporaryFile("w", delete=False, prefix="hubtest-sudoers-")
+        tmp.write(rules)
+        tmp.close()
+        r = subprocess.run(["visudo", "-cf", tmp.name], capture_output=True, text=True)
+        if not check(r.returncode == 0, f"test sudoers drop-in passes visudo -cf ({r.stderr.strip()})"):
+            os.unlink(tmp.name)
+            yield None
+            return
+        fx.backup(SUDOERS)
+        shutil.move(tmp.name, SUDOERS)
+        os.chown(SUDOERS, 0, 0)
+        os.chmod(SUDOERS, 0o440)
+        r = subprocess.run(["visudo", "-c"], capture_output=True, text=True)
+        check(r.returncode == 0, "the whole sudoers configuration still parses")
+        yield fx, pol
+    finally:
+        fx.restore()

@@ -1,0 +1,261 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
+"""hubd spawns, supervises, reattaches and stops servers through real sudo.
+
+As root: a hub user (no shell, no password, group shadow), two real users with
+PAM passwords, the built helper installed where the sudoers rule names it, a
+root-owned policy whose default profile is a small stand-in server, and a
+sudoers drop-in. hubd runs as the hub user with the seed guide's
+--JupyterHub.spawner_class=sudospawner.SudoSpawner. Checks:
+* alice logs in with her password and starts her server from the home page;
+  the process has her uid, gid and groups, runs in her home, with exactly the
+  expected environment (the stand-in dumps it);
+* the API token never appears in any process's argv during the spawn;
+* the API reports the server ready; kill -9 of hubd and a restart reattach to
+  the same process (not restarted); stopping afterwards works;
+* bob's server crashes after it became ready: the hub notices within a second
+  and his home page shows the exit status and the last log lines.
+"""
+import json
+import os
+import pwd
+import secrets
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+
+import hubtest
+from hubtest import check
+from sudotest import BUILT, sudo_setup
+
+SERVICE_TOKEN = secrets.token_hex(32)
+
+STUB = r'''#!/usr/bin/python3 -I
+import http.server, json, os, sys, time
+home = os.environ["HOME"]
+port = int(sys.argv[1].split("=", 1)[1])
+info = {"uid": os.getuid(), "gid": os.getgid(), "groups": sorted(os.getgroups()), "cwd": os.getcwd(),
+        "pid": os.getpid(), "env": dict(os.environ)}
+with open(os.path.join(home, "dump.json.tmp"), "w") as f:
+    json.dump(info, f)
+os.rename(os.path.join(home, "dump.json.tmp"), os.path.join(home, "dump.json"))
+print("stand-in server for", os.environ.get("JUPYTERHUB_USER"), "on port", port, flush=True)
+
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"stand-in")
+    def log_message(self, *a):
+        pass
+
+srv = http.server.HTTPServer(("127.0.0.1", port), H)
+if os.environ.get("JUPYTERHUB_USER", "").startswith("hubtcrash"):
+    import threading
+    def crash():
+        time.sleep(2)
+        print("about to crash with status 3", flush=True)
+        with open(os.path.join(home, "crash.time"), "w") as f:
+            f.write(repr(time.time()))
+        os._exit(3)
+    threading.Thread(target=crash, daemon=True).start()
+srv.serve_forever()
+'''
+
+ALLOWED = ("JUPYTERHUB_API_TOKEN JPY_API_TOKEN JUPYTERHUB_CLIENT_ID JUPYTERHUB_API_URL JUPYTERHUB_ACTIVITY_URL "
+           "JUPYTERHUB_BASE_URL JUPYTERHUB_SERVICE_PREFIX JUPYTERHUB_SERVICE_URL JUPYTERHUB_OAUTH_CALLBACK_URL "
+           "JUPYTERHUB_OAUTH_SCOPES JUPYTERHUB_OAUTH_ACCESS_SCOPES JUPYTERHUB_OAUTH_CLIENT_ALLOWED_SCOPES "
+           "JUPYTERHUB_USER JUPYTERHUB_SERVER_NAME JUPYTERHUB_HOST JUPYTERHUB_ADMIN_ACCESS JUPYTERHUB_DEFAULT_URL "
+           "JUPYTERHUB_ROOT_DIR JUPYTERHUB_DEBUG")
+
+
+def policy(script):
+    return f"""# test_spawn.py policy
+min_uid 1000
+profile default {script} --port=%p
+path /usr/local/bin:/usr/bin:/bin
+lang C.UTF-8
+setenv JUPYTERHUB_SINGLEUSER_APP=notebook.notebookapp.NotebookApp
+setenv JUPYTERHUB_DISABLE_USER_CONFIG=1
+allow_env {ALLOWED}
+log_file .local/state/hubd/server.log
+log_max_size 1M
+log_keep 2
+stop_timeout 5
+"""
+
+
+CONFIG = f"""
+c.JupyterHub.services = [{{'name': 'ops', 'api_token': '{SERVICE_TOKEN}', 'admin': True}}]
+c.Spawner.http_timeout = 20
+c.Spawner.start_timeout = 30
+"""
+
+
+def api(hub, method, path):
+    return hub.client().json(method, "/hub/api" + path, headers={"Authorization": f"token {SERVICE_TOKEN}"})
+
+
+def wait_for(pred, timeout=20, step=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
+
+
+def read_dump(user):
+    try:
+        with open(os.path.join(user.home_dir, "dump.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def login(hub, user):
+    c = hub.client()
+    status, _, _ = c.post("/hub/login", form={"username": user.name, "password": user.password})
+    check(status == 302 and "jupyterhub-hub-login" in c.cookies, f"{user.name} logs in with the PAM password")
+    return c
+
+
+def server_model(hub, name):
+    status, body, _ = api(hub, "GET", f"/users/{name}")
+    return body if status == 200 else None
+
+
+def test_spawn_as_alice(hub, alice):
+    c = login(hub, alice)
+    argv_seen = []
+    stop_scan = threading.Event()
+
+    def scan():
+        while not stop_scan.is_set():
+            argv_seen.append(subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout)
+            time.sleep(0.02)
+
+    scanner = threading.Thread(target=scan)
+    scanner.start()
+    try:
+        status, headers, _ = c.post("/hub/spawn")
+        check(status == 302 and headers["location"] == f"/hub/spawn-pending/{alice.name}",
+              "Start on the home page leads to the pending page")
+        ready = wait_for(lambda: (server_model(hub, alice.name) or {}).get("server"))
+    finally:
+        stop_scan.set()
+        scanner.join()
+    check(ready == f"/user/{alice.name}/", f"the API reports alice's server ready ({ready})")
+    model = server_model(hub, alice.name)
+    srv = model["servers"].get("", {})
+    check(srv.get("ready") is True and srv.get("pending") is None and srv.get("url") == f"/user/{alice.name}/",
+          f"servers[''] in 3.0's shape: {srv}")
+    status, body, _ = api(hub, "GET", "/users?state=ready")
+    check(status == 200 and [u["name"] for u in body] == [alice.name], "state=ready lists alice")
+
+    dump = read_dump(alice)
+    if not check(dump is not None, "the stand-in server dumped its identity"):
+        return
+    pw = pwd.getpwnam(alice.name)
+    check(dump["uid"] == pw.pw_uid and dump["gid"] == pw.pw_gid, "the server runs with alice's uid and gid")
+    check(dump["groups"] == sorted(os.getgrouplist(alice.name, pw.pw_gid)), "...and exactly her groups")
+    check(dump["cwd"] == pw.pw_dir, "...in her home directory")
+    env = dump["env"]
+    expected = {"HOME", "USER", "LOGNAME", "SHELL", "PATH", "LANG", "JUPYTERHUB_SINGLEUSER_APP",
+                "JUPYTERHUB_DISABLE_USER_CONFIG", "JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN", "JUPYTERHUB_CLIENT_ID",
+                "JUPYTERHUB_API_URL", "JUPYTERHUB_ACTIVITY_URL", "JUPYTERHUB_BASE_URL", "JUPYTERHUB_SERVICE_PREFIX",
+                "JUPYTERHUB_SERVICE_URL", "JUPYTERHUB_OAUTH_CALLBACK_URL", "JUPYTERHUB_OAUTH_SCOPES",
+                "JUPYTERHUB_OAUTH_ACCESS_SCOPES", "JUPYTERHUB_OAUTH_CLIENT_ALLOWED_SCOPES", "JUPYTERHUB_USER",
+                "JUPYTERHUB_SERVER_NAME", "JUPYTERHUB_HOST"}
+    check(set(env) == expected, f"exactly the expected environment (extra {sorted(set(env) - expected)}, "
+                                f"missing {sorted(expected - set(env))})")
+    check(env.get("USER") == alice.name and env.get("HOME") == pw.pw_dir and env.get("LOGNAME") == alice.name,
+          "USER, HOME, LOGNAME from passwd")
+    check(env.get("JUPYTERHUB_USER") == alice.name and env.get("JUPYTERHUB_SERVICE_PREFIX") == f"/user/{alice.name}/",
+          "JUPYTERHUB_USER and SERVICE_PREFIX")
+    check(env.get("JUPYTERHUB_API_URL") == f"{hub.hub_url}/hub/api", f"API URL {env.get('JUPYTERHUB_API_URL')}")
+    check(env.get("JUPYTERHUB_CLIENT_ID") == f"jupyterhub-user-{alice.name}", "client id")
+    token = env.get("JUPYTERHUB_API_TOKEN", "")
+    check(len(token) == 32, "the server got a 32-character token")
+    check(argv_seen and not any(token in snap for snap in argv_seen),
+          f"the token never appeared in any process's argv ({len(argv_seen)} ps snapshots)")
+    status, body, _ = hub.client().json("GET", "/hub/api/user", headers={"Authorization": f"token {token}"})
+    check(status == 200 and body["name"] == alice.name and "access:servers!user=" + alice.name in body["scopes"],
+          "the server's token identifies alice with the server role's scopes")
+    status, _, _ = hub.client().json("GET", "/hub/api/users", headers={"Authorization": f"token {token}"})
+    check(status == 403, "the server's token cannot list users")
+    status, headers, body = c.get("/hub/home")
+    check(b"running" in body and b'id="stop"' in body, "the home page shows the running server with a Stop button")
+
+    # Restart: kill -9, start again, the same process is reattached.
+    pid = dump["pid"]
+    hub.kill9()
+    time.sleep(0.5)
+    check(os.path.exists(f"/proc/{pid}"), "alice's server survives kill -9 of hubd")
+    hub.restart()
+    ready = wait_for(lambda: (server_model(hub, alice.name) or {}).get("server"))
+    check(ready == f"/user/{alice.name}/", "after the restart the server is reattached and ready")
+    check(read_dump(alice)["pid"] == pid and os.path.exists(f"/proc/{pid}"), "...the same process, not a new one")
+    check("Reattach" in hub.log_text(), "the log says it reattached")
+
+    status, _, _ = api(hub, "DELETE", f"/users/{alice.name}/server")
+    check(status in (202, 204), f"DELETE server -> {status}")
+    gone = wait_for(lambda: not os.path.exists(f"/proc/{pid}"), timeout=15)
+    check(gone, "the server process is gone after the stop")
+    model = server_model(hub, alice.name)
+    check(model["server"] is None and model["servers"] == {}, "the API shows no server")
+    status, _, _ = hub.client().json("GET", "/hub/api/user", headers={"Authorization": f"token {token}"})
+    check(status == 403, "the server's token was revoked with the stop")
+
+
+def test_crash_is_noticed(hub, crasher):
+    c = login(hub, crasher)
+    c.post("/hub/spawn")
+    ready = wait_for(lambda: (server_model(hub, crasher.name) or {}).get("server"))
+    check(ready == f"/user/{crasher.name}/", "the crashing server first becomes ready")
+    stopped = wait_for(lambda: (server_model(hub, crasher.name) or {}).get("server") is None, timeout=15, step=0.02)
+    seen = time.time()
+    check(stopped, "the hub notices the crash")
+    try:
+        with open(os.path.join(crasher.home_dir, "crash.time")) as f:
+            crashed = float(f.read())
+        delay = seen - crashed
+        check(delay < 1.0, f"...within one second ({delay:.3f} s)")
+    except OSError:
+        check(False, "the stand-in recorded its crash time")
+    status, _, body = c.get("/hub/home")
+    check(b"exited with status 3" in body, "the home page shows the exit status")
+    check(b"about to crash with status 3" in body, "...and the last log lines")
+
+
+def run():
+    hubtest.require_root()
+    hubtest.require_hubd()
+    for tool in ("sudo", "visudo", "setpriv", "useradd"):
+        if not shutil.which(tool):
+            hubtest.skip(f"{tool} is missing")
+    script_dir = tempfile.mkdtemp(prefix="hubtest-spawn-")
+    os.chmod(script_dir, 0o755)
+    script = os.path.join(script_dir, "stand-in-server")
+    with open(script, "w") as f:
+        f.write(STUB)
+    os.chmod(script, 0o755)
+    try:
+        with hubtest.hub_user() as hub_name, hubtest.SystemUser(password=secrets.token_urlsafe(12)) as alice, \
+                hubtest.SystemUser(password=secrets.token_urlsafe(12), prefix="hubtcrash") as crasher, \
+                sudo_setup(hub_name.name, [alice.name, crasher.name], policy(script)) as setup:
+            if setup is None:
+                return
+            args = ["--JupyterHub.spawner_class=sudospawner.SudoSpawner"]
+            with hubtest.Hub(config=CONFIG, args=args, user=hub_name.name) as hub:
+                hubtest.main([("spawn as alice", lambda: test_spawn_as_alice(hub, alice)),
+                              ("crash noticed", lambda: test_crash_is_noticed(hub, crasher))])
+    finally:
+        shutil.rmtree(script_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    run()
