@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "app/hub.h"
+#include "sudoers_command.h"
 #include "http/server.h"
 #include "hubcore/auth.h"
 #include "hubcore/config.h"
@@ -27,6 +28,7 @@
 namespace {
 
 constexpr const char* kUsage = R"(Usage: hubd [-f CONFIG_FILE] [--Class.trait=VALUE ...]
+       hubd sudoers --hub-user NAME (--group GROUP | --users A,B) [--helper PATH]
 
 hubd is a privilege-separated notebook hub: a JupyterHub-compatible hub,
 proxy and OAuth provider that runs as an unprivileged user.
@@ -116,6 +118,7 @@ int run(int argc, char** argv) {
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
     pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+    if (argc >= 2 && std::string(argv[1]) == "sudoers") return hubd::sudoersCommand(argc - 2, argv + 2);
     std::optional<std::string> configFile;
     std::vector<std::string> overrides;
     bool checkOnly = false;

@@ -103,7 +103,29 @@ def test_guide_start_command_and_overrides():
         check("Loading configuration from ./jupyterhub_config.py" in hub.log_text(), "the log says which file was read")
 
 
+def test_sudoers_command():
+    import shutil
+    for args in (["--users", "zoe,wash"], ["--group", "jupyterhub"]):
+        r = hubd("sudoers", "--hub-user", "rhea", *args)
+        check(r.returncode == 0 and "rhea ALL=(HUBD_USERS) NOPASSWD: HUBD_HELPER" in r.stdout,
+              f"hubd sudoers {' '.join(args)} prints a rule")
+        check("!root, !#0" in r.stdout and '/usr/local/bin/sudospawner ""' in r.stdout,
+              "root is excluded and the helper takes no arguments")
+        if shutil.which("visudo"):
+            with tempfile.NamedTemporaryFile("w", suffix=".sudoers") as f:
+                f.write(r.stdout)
+                f.flush()
+                v = subprocess.run(["visudo", "-cf", f.name], capture_output=True, text=True)
+                check(v.returncode == 0, f"visudo -cf accepts it ({v.stdout.strip()} {v.stderr.strip()})")
+    for bad in (["--hub-user", "root", "--group", "g"], ["--hub-user", "rhea", "--users", "zoe,ALL"],
+                ["--hub-user", "rhea", "--users", "zoe, wash"], ["--hub-user", "rhea", "--group", "g\nrhea ALL=(ALL) ALL"],
+                ["--hub-user", "rhea"], ["--hub-user", "rhea", "--group", "g", "--users", "zoe"],
+                ["--hub-user", "rhea", "--users", "zoe", "--helper", "/usr/bin/env bash"]):
+        r = hubd("sudoers", *bad)
+        check(r.returncode == 2 and r.stdout == "", f"hubd sudoers refuses {bad!r}")
+
+
 if __name__ == "__main__":
     hubtest.require_hubd()
     hubtest.main([test_version_and_help, test_seed_snippets_load, test_import_refused, test_typo_warns,
-                  test_guide_start_command_and_overrides])
+                  test_guide_start_command_and_overrides, test_sudoers_command])
