@@ -21,6 +21,7 @@
 #                            /var/lib/hubd-demo/hubd.pid); log in hubd.log there
 #   HUBD_SKIP_SETUP=1        don't run setup-debian.sh
 #   HUBD_DEMO_BINARY=PATH    run this hubd binary instead of building one
+#   HUBD_DEMO_HELPER=PATH    install this sudospawner (default: next to the build)
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -95,6 +96,28 @@ for u in "${demo_users[@]}"; do
     passwords[$u]="$pw"
 done
 
+# The privilege boundary, as docs/install.md sets it up: the helper at the
+# path the sudoers rule names (root-owned), its root-owned policy, and a
+# sudoers drop-in letting the hub user run only the helper, only as the demo
+# users. Existing policy files are left alone.
+helper_src="$(dirname "$built")/../sudospawner/sudospawner"
+[[ -n "${HUBD_DEMO_HELPER:-}" ]] && helper_src="$HUBD_DEMO_HELPER"
+[[ -x "$helper_src" ]] || die "$helper_src was not built"
+log "installing the helper at /usr/local/bin/sudospawner"
+install -D -o root -g root -m 0755 "$helper_src" /usr/local/bin/sudospawner
+policy=$(/usr/local/bin/sudospawner --help | sed -n 's/.*decided by \([^ ]*\)\..*/\1/p' | head -n1)
+[[ -n "$policy" ]] || policy=/usr/local/etc/hubd/sudospawner.conf
+if [[ ! -f "$policy" ]]; then
+    log "installing the example helper policy at $policy"
+    install -D -o root -g root -m 0644 sudospawner/sudospawner.conf.example "$policy"
+fi
+sudoers_tmp=$(mktemp)
+"$built" sudoers --hub-user "$hub_user" --users "$(IFS=,; echo "${demo_users[*]}")" >"$sudoers_tmp"
+visudo -cf "$sudoers_tmp" >/dev/null || die "the generated sudoers drop-in does not validate"
+install -o root -g root -m 0440 "$sudoers_tmp" /etc/sudoers.d/hubd-demo
+rm -f "$sudoers_tmp"
+log "sudoers drop-in /etc/sudoers.d/hubd-demo: $hub_user may run only the helper, only as the demo users"
+
 # A detached hub from an earlier run would hold the port: stop it, but only if
 # the pid really is a hubd run by the hub user (pid files outlive their
 # processes). A rebuilt binary shows as "PATH (deleted)", hence the basename.
@@ -140,6 +163,7 @@ hub_cmd=(
     --JupyterHub.bind_url="http://0.0.0.0:$port"
     --Authenticator.allowed_users="{'demo-alice','demo-bob'}"
     --Authenticator.admin_users="{'demo-alice'}"
+    --JupyterHub.spawner_class=sudospawner.SudoSpawner
 )
 
 cd "$state_dir"

@@ -12,6 +12,7 @@ import pwd
 import re
 import shutil
 import subprocess
+import time
 
 import hubtest
 from hubtest import check
@@ -19,6 +20,9 @@ from hubtest import check
 ROOT = hubtest.ROOT
 USERS = ("hubd", "demo-alice", "demo-bob")
 STATE = "/var/lib/hubd-demo"
+HELPER = "/usr/local/bin/sudospawner"
+POLICY = "/usr/local/etc/hubd/sudospawner.conf"
+SUDOERS = "/etc/sudoers.d/hubd-demo"
 
 
 def existed(name):
@@ -32,9 +36,11 @@ def existed(name):
 def test_demo_login():
     before = {u: existed(u) for u in USERS}
     state_existed = os.path.exists(STATE)
+    created_files = [p for p in (HELPER, POLICY, SUDOERS) if not os.path.exists(p)]
     port = hubtest.free_port()
     env = dict(os.environ, HUBD_SKIP_SETUP="1", HUBD_DEMO_DETACH="1", HUBD_DEMO_PORT=str(port),
-               HUBD_DEMO_BINARY=hubtest.HUBD)
+               HUBD_DEMO_BINARY=hubtest.HUBD,
+               HUBD_DEMO_HELPER=os.environ.get("SUDOSPAWNER", os.path.join(ROOT, "build", "sudospawner", "sudospawner")))
     pid = None
     try:
         run = subprocess.run(["bash", os.path.join(ROOT, "scripts", "demo.sh")], env=env, capture_output=True,
@@ -64,6 +70,23 @@ def test_demo_login():
         check(status == 302 and "jupyterhub-hub-login" in c.cookies, "demo-alice logs in with the printed password")
         status, headers, body = c.get("/hub/home")
         check(status == 200 and b"demo-alice" in body, "her home page names her")
+        # The real thing: sudo, the helper, and Debian's jupyterhub-singleuser as demo-alice.
+        status, headers, _ = c.post("/hub/spawn")
+        check(status == 302 and "spawn-pending" in headers.get("location", ""), "Start leads to the pending page")
+        referer = {"Referer": f"http://127.0.0.1:{port}/hub/home"}
+        model = None
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            status, model, _ = c.json("GET", "/hub/api/users/demo-alice", headers=referer)
+            if status != 200 or model.get("server") or model.get("pending") is None:
+                break
+            time.sleep(0.25)
+        check(model and model.get("server") == "/user/demo-alice/",
+              f"jupyterhub-singleuser runs for demo-alice and answers ({model and model.get('pending')})")
+        ps = subprocess.run(["ps", "-o", "user=,args=", "-u", "demo-alice"], capture_output=True, text=True).stdout
+        check("jupyterhub-singleuser" in ps, "it runs under demo-alice's uid")
+        status, _, _ = c.json("DELETE", "/hub/api/users/demo-alice/server", headers=referer)
+        check(status in (202, 204), f"demo-alice stops it through the API ({status})")
     finally:
         if pid:
             subprocess.run(["kill", str(pid)])
@@ -72,6 +95,9 @@ def test_demo_login():
                 subprocess.run(["userdel", "-r", u], capture_output=True)
         if not state_existed:
             shutil.rmtree(STATE, ignore_errors=True)
+        for p in created_files:
+            if os.path.exists(p):
+                os.unlink(p)
 
 
 if __name__ == "__main__":
