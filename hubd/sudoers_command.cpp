@@ -26,15 +26,16 @@ constexpr const char* kUsage =
 bool safeName(const std::string& s) {
     if (s.empty() || s.size() > 32 || !((s[0] >= 'a' && s[0] <= 'z') || s[0] == '_')) return false;
     for (char c : s)
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.')) return false;
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.'))
+            return false;
     return s != "root";
 }
 
 bool safePath(const std::string& s) {
     if (s.empty() || s[0] != '/' || s.size() > 255) return false;
     for (char c : s)
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
-              c == '.' || c == '/'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+              c == '-' || c == '.' || c == '/'))
             return false;
     return s.find("..") == std::string::npos;
 }
@@ -75,11 +76,13 @@ int sudoersCommand(int argc, char** argv) {
             return usage("unexpected argument '" + arg + "'");
         }
     }
-    if (!safeName(hubUser)) return usage("--hub-user needs the account hubd runs as (a plain name, not root)");
+    if (!safeName(hubUser))
+        return usage("--hub-user needs the account hubd runs as (a plain name, not root)");
     if (group.empty() == users.empty()) return usage("give exactly one of --group and --users");
     if (!group.empty() && !safeName(group)) return usage("--group '" + group + "' is not a plain group name");
     for (const auto& u : users)
-        if (!safeName(u) || u == hubUser) return usage("--users: '" + u + "' is not a plain user name (or is the hub)");
+        if (!safeName(u) || u == hubUser)
+            return usage("--users: '" + u + "' is not a plain user name (or is the hub)");
     if (!safePath(helper)) return usage("--helper must be an absolute path of plain characters");
 
     std::string runas;

@@ -52,8 +52,10 @@ std::optional<int64_t> parseNonNegative(std::string_view s) {
 }
 
 void writeTimestamp(JsonWriter& w, const std::optional<hub::Timestamp>& t) {
-    if (t) w.value(hub::isoUtc(*t));
-    else w.null();
+    if (t)
+        w.value(hub::isoUtc(*t));
+    else
+        w.null();
 }
 
 // What an API call is about, and who is asking.
@@ -111,7 +113,8 @@ public:
                     return methodNotAllowed();
                 }
             }
-            if (seg[2] == "activity" && seg.size() == 3) return m == "POST" ? activity(name) : methodNotAllowed();
+            if (seg[2] == "activity" && seg.size() == 3)
+                return m == "POST" ? activity(name) : methodNotAllowed();
             if (seg[2] == "server" && seg.size() == 3) {
                 if (m == "POST") return startServer(name);
                 if (m == "DELETE") return stopServer(name);
@@ -128,10 +131,14 @@ private:
     // needs_scope: true if allowed; otherwise answers 403/404.
     bool require(const std::vector<std::string>& anyOf, const Resource& resource) {
         switch (checkScopes(c_.principal.scopes, anyOf, resource)) {
-            case ScopeVerdict::Allowed: return true;
-            case ScopeVerdict::FilteredOut: c_.error(404, "No access to resources or resources not found"); return false;
+            case ScopeVerdict::Allowed:
+                return true;
+            case ScopeVerdict::FilteredOut:
+                c_.error(404, "No access to resources or resources not found");
+                return false;
             case ScopeVerdict::Missing:
-                c_.error(403, "Action is not authorized with current scopes; requires any of " + scopeList(anyOf));
+                c_.error(403,
+                         "Action is not authorized with current scopes; requires any of " + scopeList(anyOf));
                 return false;
         }
         return false;
@@ -146,7 +153,8 @@ private:
         JsonParseError err;
         auto parsed = parseJson(c_.request.body, &err);
         if (!parsed) {
-            c_.error(400, "Invalid JSON in request body: " + err.message + " at offset " + std::to_string(err.offset));
+            c_.error(400, "Invalid JSON in request body: " + err.message + " at offset " +
+                              std::to_string(err.offset));
             return std::nullopt;
         }
         return parsed;
@@ -168,7 +176,8 @@ private:
         bool authState = holds(held, "admin:auth_state", r);
         if (!(name || groups || activity || servers || roles || authState)) return false;
         (void)includeStopped;  // no server rows until the spawner lands
-        unsigned mask = full | name << 1 | groups << 2 | activity << 3 | servers << 4 | roles << 5 | authState << 6;
+        unsigned mask =
+            full | name << 1 | groups << 2 | activity << 3 | servers << 4 | roles << 5 | authState << 6;
         if (const std::string* cached = hub_.cachedUserModel(u.id, mask)) {
             w.raw(*cached);
             return true;
@@ -181,8 +190,8 @@ private:
         return true;
     }
 
-    void writeUserKeys(JsonWriter& w, const hub::UserRecord& u, bool full, bool name, bool groups, bool activity,
-                       bool servers, bool roles, bool authState) {
+    void writeUserKeys(JsonWriter& w, const hub::UserRecord& u, bool full, bool name, bool groups,
+                       bool activity, bool servers, bool roles, bool authState) {
         w.beginObject();
         w.key("kind").value("user");
         w.key("name").value(u.name);
@@ -192,17 +201,21 @@ private:
         const ServerState* st = hub_.servers().state(u.id);
         std::string prefix = hub_.servers().prefixOf(u.name);
         bool active = st && st->phase != ServerState::Phase::Stopped;
-        const char* pending = !st                                            ? nullptr
+        const char* pending = !st                                         ? nullptr
                               : st->phase == ServerState::Phase::Spawning ? "spawn"
                               : st->phase == ServerState::Phase::Stopping ? "stop"
                                                                           : nullptr;
         if (full) {
             w.key("server");
-            if (st && st->ready) w.value(prefix);
-            else w.null();
+            if (st && st->ready)
+                w.value(prefix);
+            else
+                w.null();
             w.key("pending");
-            if (pending) w.value(pending);
-            else w.null();
+            if (pending)
+                w.value(pending);
+            else
+                w.null();
             w.key("created");
             writeTimestamp(w, u.created);
         }
@@ -220,13 +233,16 @@ private:
                 w.key("started");
                 writeTimestamp(w, st->started);
                 w.key("pending");
-                if (pending) w.value(pending);
-                else w.null();
+                if (pending)
+                    w.value(pending);
+                else
+                    w.null();
                 w.key("ready").value(st->ready);
                 w.key("stopped").value(false);
                 w.key("url").value(prefix);
                 w.key("user_options").beginObject().endObject();
-                w.key("progress_url").value(hub_.hubPrefix() + "api/users/" + urlEncode(u.name) + "/server/progress");
+                w.key("progress_url")
+                    .value(hub_.hubPrefix() + "api/users/" + urlEncode(u.name) + "/server/progress");
                 w.endObject();
             }
             w.endObject();
@@ -265,8 +281,10 @@ private:
         writeTimestamp(w, t.expiresAt);
         w.key("note").value(t.note);
         w.key("session_id");
-        if (t.sessionId.empty()) w.null();
-        else w.value(t.sessionId);
+        if (t.sessionId.empty())
+            w.null();
+        else
+            w.value(t.sessionId);
         w.key("oauth_client").value(t.clientId == "jupyterhub" ? std::string("JupyterHub") : t.clientId);
         if (plaintext) w.key("token").value(*plaintext);
         w.endObject();
@@ -290,8 +308,9 @@ private:
         w.key("python").value("");
         w.key("sys_executable").value("");
         w.key("spawner").beginObject();
-        w.key("class").value(hub_.settings().spawnerClass == "sudo" ? "sudospawner.SudoSpawner"
-                                                                   : "jupyterhub.spawner.SimpleLocalProcessSpawner");
+        w.key("class").value(hub_.settings().spawnerClass == "sudo"
+                                 ? "sudospawner.SudoSpawner"
+                                 : "jupyterhub.spawner.SimpleLocalProcessSpawner");
         w.key("version").value(HUBD_VERSION);
         w.endObject();
         w.key("authenticator").beginObject();
@@ -357,10 +376,12 @@ private:
         const ScopeSet& held = c_.principal.scopes;
         auto it = held.find("list:users");
         if (it == held.end())
-            return c_.error(403, "Action is not authorized with current scopes; requires any of [list:users]");
+            return c_.error(403,
+                            "Action is not authorized with current scopes; requires any of [list:users]");
         const ScopeFilter& filter = it->second;
         const Request& req = c_.request;
-        bool paginated = req.header("Accept").find("application/jupyterhub-pagination+json") != std::string_view::npos;
+        bool paginated =
+            req.header("Accept").find("application/jupyterhub-pagination+json") != std::string_view::npos;
         int64_t offset = 0;
         int64_t limit = paginated ? hub_.settings().apiPageDefaultLimit : hub_.settings().apiPageMaxLimit;
         if (auto v = req.queryParam("offset")) {
@@ -402,7 +423,8 @@ private:
         JsonWriter w(out);
         if (paginated) w.beginObject().key("items");
         w.beginArray();
-        for (int64_t i = offset; i < total && i < offset + limit; ++i) writeUser(w, *matches[i], includeStopped);
+        for (int64_t i = offset; i < total && i < offset + limit; ++i)
+            writeUser(w, *matches[i], includeStopped);
         w.endArray();
         if (paginated) {
             w.key("_pagination").beginObject();
@@ -432,7 +454,8 @@ private:
         size_t pos = 0;
         while (pos <= q.size() && !q.empty()) {
             size_t amp = q.find('&', pos);
-            std::string_view part = q.substr(pos, amp == std::string_view::npos ? std::string_view::npos : amp - pos);
+            std::string_view part =
+                q.substr(pos, amp == std::string_view::npos ? std::string_view::npos : amp - pos);
             if (!part.empty() && part.substr(0, 7) != "offset=" && part.substr(0, 6) != "limit=")
                 query += std::string(part) + "&";
             if (amp == std::string_view::npos) break;
@@ -478,8 +501,8 @@ private:
 
     void getUser(const std::string& name) {
         Resource r = userResource(name);
-        if (!require({"read:users", "read:users:name", "read:servers", "read:users:groups", "read:users:activity",
-                      "read:roles:users"},
+        if (!require({"read:users", "read:users:name", "read:servers", "read:users:groups",
+                      "read:users:activity", "read:roles:users"},
                      r))
             return;
         const auto* u = hub_.findUser(name);
@@ -498,12 +521,14 @@ private:
                 admin = a->asBool();
             }
         if (admin && !c_.principal.admin) return c_.error(403, "Only admins can create admin users");
-        if (auto err = hub::validateUsername(hub::normalizeUsername(name))) return c_.error(400, "Invalid username: " + *err);
+        if (auto err = hub::validateUsername(hub::normalizeUsername(name)))
+            return c_.error(400, "Invalid username: " + *err);
         if (hub_.findUser(hub::normalizeUsername(name)))
             return c_.error(409, "User " + hub::normalizeUsername(name) + " already exists");
         auto result = hub_.createUsers({name}, admin);
         if (!result.error.empty()) return c_.error(result.status, result.error);
-        hub::logInfo("Created user {} (admin: {}) via API by {}", result.created[0]->name, admin, c_.principal.name);
+        hub::logInfo("Created user {} (admin: {}) via API by {}", result.created[0]->name, admin,
+                     c_.principal.name);
         c_.json(201, userJson(*result.created[0]));
     }
 
@@ -519,7 +544,8 @@ private:
             if (key == "name") {
                 if (!value.isString()) return c_.error(400, "name must be a string");
                 std::string newName = hub::normalizeUsername(value.asString());
-                if (auto err = hub::validateUsername(newName)) return c_.error(400, "Invalid username: " + *err);
+                if (auto err = hub::validateUsername(newName))
+                    return c_.error(400, "Invalid username: " + *err);
                 if (newName != u->name && hub_.findUser(newName))
                     return c_.error(400, "User " + newName + " already exists, username must be unique");
                 changed.name = newName;
@@ -635,7 +661,8 @@ private:
             [hub, username, password] { return hub->authenticator().authenticate(username, password); },
             [hub, shared, name, copy](hub::AuthResult result) {
                 if (!result.ok || result.username != hub::normalizeUsername(name)) {
-                    hub->replyAfterFailureDelay([shared] { shared->error(403, "Missing or invalid credentials"); });
+                    hub->replyAfterFailureDelay(
+                        [shared] { shared->error(403, "Missing or invalid credentials"); });
                     return;
                 }
                 const auto* u = hub->findUser(result.username);
@@ -691,8 +718,9 @@ public:
             }
         }
         if (note.empty()) {
-            note = c_.principal.kind == Principal::Kind::Service ? "Requested via api by service " + c_.principal.name
-                                                                  : "Requested via api by user " + c_.principal.name;
+            note = c_.principal.kind == Principal::Kind::Service
+                       ? "Requested via api by service " + c_.principal.name
+                       : "Requested via api by user " + c_.principal.name;
         }
         if (!scopes.empty() && std::find(scopes.begin(), scopes.end(), "inherit") == scopes.end()) {
             // The owner must hold everything requested (no escalation via tokens).
@@ -703,9 +731,10 @@ public:
                 std::vector<std::string> missing;
                 auto grantedList = renderScopes(granted);
                 for (const auto& s : renderScopes(requested))
-                    if (std::find(grantedList.begin(), grantedList.end(), s) == grantedList.end()) missing.push_back(s);
-                return c_.error(400, "Not assigning requested scopes " + scopeList(missing) + " not held by user " +
-                                         u->name);
+                    if (std::find(grantedList.begin(), grantedList.end(), s) == grantedList.end())
+                        missing.push_back(s);
+                return c_.error(400, "Not assigning requested scopes " + scopeList(missing) +
+                                         " not held by user " + u->name);
             }
         }
         auto issued = hub_.issueToken(u->id, std::nullopt, note, scopes, expiresIn);
@@ -735,7 +764,8 @@ private:
             return true;
         };
         if (const Json* la = b->find("last_activity"))
-            if (!consider(*la)) return c_.error(400, "last_activity must be an ISO 8601 timestamp, not in the future");
+            if (!consider(*la))
+                return c_.error(400, "last_activity must be an ISO 8601 timestamp, not in the future");
         if (const Json* servers = b->find("servers")) {
             if (!servers->isObject()) return c_.error(400, "servers must be a dict");
             for (const auto& [server, model] : servers->members()) {

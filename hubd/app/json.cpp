@@ -83,7 +83,8 @@ private:
     }
 
     void skipSpace() {
-        while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r'))
+        while (pos_ < s_.size() &&
+               (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r'))
             ++pos_;
     }
 
@@ -166,10 +167,14 @@ private:
         for (int i = 0; i < 4; ++i) {
             char c = s_[pos_++];
             v <<= 4;
-            if (c >= '0' && c <= '9') v |= static_cast<uint32_t>(c - '0');
-            else if (c >= 'a' && c <= 'f') v |= static_cast<uint32_t>(c - 'a' + 10);
-            else if (c >= 'A' && c <= 'F') v |= static_cast<uint32_t>(c - 'A' + 10);
-            else return std::nullopt;
+            if (c >= '0' && c <= '9')
+                v |= static_cast<uint32_t>(c - '0');
+            else if (c >= 'a' && c <= 'f')
+                v |= static_cast<uint32_t>(c - 'a' + 10);
+            else if (c >= 'A' && c <= 'F')
+                v |= static_cast<uint32_t>(c - 'A' + 10);
+            else
+                return std::nullopt;
         }
         return v;
     }
@@ -181,10 +186,14 @@ private:
         size_t n;
         uint32_t cp;
         if (c < 0x80) return 1;
-        if ((c & 0xE0) == 0xC0) n = 2, cp = c & 0x1F;
-        else if ((c & 0xF0) == 0xE0) n = 3, cp = c & 0x0F;
-        else if ((c & 0xF8) == 0xF0) n = 4, cp = c & 0x07;
-        else return 0;
+        if ((c & 0xE0) == 0xC0)
+            n = 2, cp = c & 0x1F;
+        else if ((c & 0xF0) == 0xE0)
+            n = 3, cp = c & 0x0F;
+        else if ((c & 0xF8) == 0xF0)
+            n = 4, cp = c & 0x07;
+        else
+            return 0;
         if (pos_ + n > s_.size()) return 0;
         for (size_t i = 1; i < n; ++i) {
             if ((b(i) & 0xC0) != 0x80) return 0;
@@ -217,14 +226,30 @@ private:
                 if (pos_ >= s_.size()) break;
                 char e = s_[pos_++];
                 switch (e) {
-                    case '"': out += '"'; break;
-                    case '\\': out += '\\'; break;
-                    case '/': out += '/'; break;
-                    case 'b': out += '\b'; break;
-                    case 'f': out += '\f'; break;
-                    case 'n': out += '\n'; break;
-                    case 'r': out += '\r'; break;
-                    case 't': out += '\t'; break;
+                    case '"':
+                        out += '"';
+                        break;
+                    case '\\':
+                        out += '\\';
+                        break;
+                    case '/':
+                        out += '/';
+                        break;
+                    case 'b':
+                        out += '\b';
+                        break;
+                    case 'f':
+                        out += '\f';
+                        break;
+                    case 'n':
+                        out += '\n';
+                        break;
+                    case 'r':
+                        out += '\r';
+                        break;
+                    case 't':
+                        out += '\t';
+                        break;
                     case 'u': {
                         auto cp = hex4();
                         if (!cp) {
@@ -250,7 +275,9 @@ private:
                         appendUtf8(out, code);
                         break;
                     }
-                    default: fail("invalid escape"); return std::nullopt;
+                    default:
+                        fail("invalid escape");
+                        return std::nullopt;
                 }
                 continue;
             }
@@ -354,11 +381,21 @@ void appendJsonString(std::string& out, std::string_view s) {
         out.append(s.substr(run, i - run));
         run = i + 1;
         switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
             default:
                 out += "\\u00";
                 out += kHex[c >> 4];
@@ -466,10 +503,14 @@ JsonWriter& JsonWriter::stringArray(const std::vector<std::string>& items) {
 
 JsonWriter& JsonWriter::value(const Json& j) {
     switch (j.type()) {
-        case Json::Type::Null: return null();
-        case Json::Type::Bool: return value(j.asBool());
-        case Json::Type::Number: return value(j.asNumber());
-        case Json::Type::String: return value(j.asString());
+        case Json::Type::Null:
+            return null();
+        case Json::Type::Bool:
+            return value(j.asBool());
+        case Json::Type::Number:
+            return value(j.asNumber());
+        case Json::Type::String:
+            return value(j.asString());
         case Json::Type::Array:
             beginArray();
             for (const auto& item : j.items()) value(item);

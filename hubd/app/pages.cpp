@@ -92,7 +92,8 @@ Response Hub::Pages::renderLogin(int status, const std::string& next, const std:
     std::string action = hub_.hubPrefix() + "login";
     if (!next.empty()) action += "?next=" + urlEncode(next);
     std::string errorHtml;
-    if (!error.empty()) errorHtml = fmt::format("<p class=\"error\" role=\"alert\">{}</p>\n", htmlEscape(error));
+    if (!error.empty())
+        errorHtml = fmt::format("<p class=\"error\" role=\"alert\">{}</p>\n", htmlEscape(error));
     std::string body = fmt::format(
         "<h1>Sign in</h1>\n{}"
         "<form class=\"login\" method=\"post\" action=\"{}\">\n"
@@ -100,7 +101,8 @@ Response Hub::Pages::renderLogin(int status, const std::string& next, const std:
         "<input id=\"username_input\" type=\"text\" name=\"username\" value=\"{}\" autocapitalize=\"off\" "
         "autocorrect=\"off\" autocomplete=\"username\" required autofocus>\n"
         "<label for=\"password_input\">Password</label>\n"
-        "<input id=\"password_input\" type=\"password\" name=\"password\" autocomplete=\"current-password\">\n"
+        "<input id=\"password_input\" type=\"password\" name=\"password\" "
+        "autocomplete=\"current-password\">\n"
         "<button type=\"submit\" id=\"login_submit\">Sign in</button>\n</form>",
         errorHtml, htmlEscape(action), htmlEscape(username));
     return page(status, "Sign in", body, nullptr);
@@ -143,7 +145,8 @@ void Hub::Pages::handle(std::string_view path, Request& request, Responder respo
         return userNotRunning(rest.substr(0, rest.find('/')), request, std::move(responder));
     }
     if (path == "/spawn" && (get || m == "POST")) return spawn(request, std::move(responder));
-    if (path.substr(0, 15) == "/spawn-pending/" && get) return spawnPending(path.substr(15), request, std::move(responder));
+    if (path.substr(0, 15) == "/spawn-pending/" && get)
+        return spawnPending(path.substr(15), request, std::move(responder));
     if (path == "/stop" && m == "POST") return stopServer(request, std::move(responder));
     notFound(request, std::move(responder));
 }
@@ -170,7 +173,8 @@ void Hub::Pages::loginSubmit(Request& request, Responder responder) {
     if (!isLocalPath(next)) next.clear();
     std::string_view ct = request.header("Content-Type");
     if (ct.substr(0, 33) != "application/x-www-form-urlencoded")
-        return responder.send(renderLogin(400, next, {}, "The login form was not submitted correctly. Try again."));
+        return responder.send(
+            renderLogin(400, next, {}, "The login form was not submitted correctly. Try again."));
     auto form = parseForm(request.body);
     std::string rawName = form["username"];
     std::string password = form["password"];
@@ -196,7 +200,8 @@ void Hub::Pages::loginSubmit(Request& request, Responder responder) {
         [hub, username, password] { return hub->authenticator().authenticate(username, password); },
         [hub, self, shared, username, next, peer, copy](hub::AuthResult result) {
             const char* neutralMsg = "Invalid username or password";
-            for (const auto& note : result.logNotes) hub::logInfo("PAM for {}: {}", hub::safe(username, 64), note);
+            for (const auto& note : result.logNotes)
+                hub::logInfo("PAM for {}: {}", hub::safe(username, 64), note);
             if (!result.ok) {
                 hub::logWarning("Failed login for {} from {}: {}", hub::safe(username, 64), peer,
                                 hub::safe(result.failureReason));
@@ -208,8 +213,8 @@ void Hub::Pages::loginSubmit(Request& request, Responder responder) {
                 return;
             }
             const hub::UserRecord* existing = hub->findUser(result.username);
-            auto decision = hub::decideAccess(hub->settings(), result.username, result.groups, existing != nullptr,
-                                              existing && existing->admin, result.admin);
+            auto decision = hub::decideAccess(hub->settings(), result.username, result.groups,
+                                              existing != nullptr, existing && existing->admin, result.admin);
             if (!decision.allowed) {
                 hub::logWarning("Login of {} from {} refused: {}", result.username, peer, decision.reason);
                 shared->send(self->renderLogin(200, next, username, neutralMsg));
@@ -219,7 +224,8 @@ void Hub::Pages::loginSubmit(Request& request, Responder responder) {
                 auto created = hub->createUsers({result.username}, decision.admin);
                 if (created.created.empty()) {
                     hub::logError("Could not add user {}: {}", result.username, created.error);
-                    shared->send(self->renderLogin(500, next, username, "The hub could not record your login."));
+                    shared->send(
+                        self->renderLogin(500, next, username, "The hub could not record your login."));
                     return;
                 }
                 existing = created.created[0];
@@ -248,19 +254,23 @@ void Hub::Pages::logout(Request& request, Responder responder) {
         hub::logInfo("User logged out: {}", user->name);
     Response r = redirect(302, hub_.hubPrefix() + "login");
     std::string expired = "; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT";
-    r.headers.emplace_back("Set-Cookie", "jupyterhub-hub-login=" + cookieAttributes(request, hub_.hubPrefix()) + expired);
-    r.headers.emplace_back("Set-Cookie", "jupyterhub-session-id=" + cookieAttributes(request, hub_.baseUrl()) + expired);
+    r.headers.emplace_back("Set-Cookie",
+                           "jupyterhub-hub-login=" + cookieAttributes(request, hub_.hubPrefix()) + expired);
+    r.headers.emplace_back("Set-Cookie",
+                           "jupyterhub-session-id=" + cookieAttributes(request, hub_.baseUrl()) + expired);
     responder.send(std::move(r));
 }
 
 std::string Hub::Pages::serverProblem(const ServerState* s) const {
     if (!s || (s->lastError.empty() && s->lastExit.empty())) return {};
     std::string html = "<div class=\"error\" role=\"alert\" id=\"server-error\">";
-    if (!s->lastError.empty()) html += "<p>" + htmlEscape(s->lastError) + "</p>";
-    else html += "<p>Your server " + htmlEscape(s->lastExit) + ".</p>";
+    if (!s->lastError.empty())
+        html += "<p>" + htmlEscape(s->lastError) + "</p>";
+    else
+        html += "<p>Your server " + htmlEscape(s->lastExit) + ".</p>";
     if (!s->lastLog.empty())
-        html += "<p>Its last log lines:</p><pre id=\"server-log\">" + htmlEscape(hub::safe(s->lastLog, 8000)) +
-                "</pre>";
+        html += "<p>Its last log lines:</p><pre id=\"server-log\">" +
+                htmlEscape(hub::safe(s->lastLog, 8000)) + "</pre>";
     return html + "</div>\n";
 }
 
@@ -278,39 +288,44 @@ void Hub::Pages::home(Request& request, Responder responder) {
         body += fmt::format(
             "<p id=\"server-status\">Your server is <strong>running</strong>.</p>\n"
             "<p><a id=\"open\" href=\"{}\">Open my server</a></p>\n"
-            "<form method=\"post\" action=\"{}stop\"><button type=\"submit\" id=\"stop\">Stop my server</button>"
+            "<form method=\"post\" action=\"{}stop\"><button type=\"submit\" id=\"stop\">Stop my "
+            "server</button>"
             "</form>\n",
             where, prefix);
     } else if (s && s->phase == ServerState::Phase::Spawning) {
-        body += fmt::format("<p id=\"server-status\">Your server is <strong>starting</strong>. "
-                            "<a href=\"{}spawn-pending/{}\">Follow its progress</a>.</p>\n",
-                            prefix, htmlEscape(urlEncode(user->name)));
+        body += fmt::format(
+            "<p id=\"server-status\">Your server is <strong>starting</strong>. "
+            "<a href=\"{}spawn-pending/{}\">Follow its progress</a>.</p>\n",
+            prefix, htmlEscape(urlEncode(user->name)));
     } else if (s && s->phase == ServerState::Phase::Stopping) {
         body += "<p id=\"server-status\">Your server is <strong>stopping</strong>.</p>\n";
     } else {
         body += serverProblem(s);
         body += fmt::format(
             "<p id=\"server-status\">Your server at <code>{}</code> is <strong>not running</strong>.</p>\n"
-            "<form method=\"post\" action=\"{}spawn\"><button type=\"submit\" id=\"start\">Start my server</button>"
+            "<form method=\"post\" action=\"{}spawn\"><button type=\"submit\" id=\"start\">Start my "
+            "server</button>"
             "</form>\n",
             where, prefix);
     }
     if (hub_.settings().adminAccess)
-        body += "<p class=\"notice\">Administrators of this hub can open your server (admin_access is on).</p>\n";
+        body +=
+            "<p class=\"notice\">Administrators of this hub can open your server (admin_access is on).</p>\n";
     responder.send(page(200, "Home", body, user));
 }
 
 void Hub::Pages::spawn(Request& request, Responder responder) {
     const hub::UserRecord* user = hub_.cookieUser(request);
-    if (!user) return responder.send(redirect(302, hub_.hubPrefix() + "login?next=" + urlEncode(request.rawPath)));
+    if (!user)
+        return responder.send(redirect(302, hub_.hubPrefix() + "login?next=" + urlEncode(request.rawPath)));
     std::string pending = hub_.hubPrefix() + "spawn-pending/" + urlEncode(user->name);
     const ServerState* s = hub_.servers().state(user->id);
     if (s && s->phase == ServerState::Phase::Running)
         return responder.send(redirect(302, hub_.servers().prefixOf(user->name)));
     if (auto err = hub_.servers().start(*user, nullptr)) {
-        return responder.send(page(400, "Cannot start", "<h1>Your server cannot start</h1>\n<p class=\"error\">" +
-                                                            htmlEscape(*err) + "</p>",
-                                   user));
+        return responder.send(
+            page(400, "Cannot start",
+                 "<h1>Your server cannot start</h1>\n<p class=\"error\">" + htmlEscape(*err) + "</p>", user));
     }
     hub::logInfo("{} started their server from the home page", user->name);
     responder.send(redirect(302, pending));
@@ -318,16 +333,19 @@ void Hub::Pages::spawn(Request& request, Responder responder) {
 
 void Hub::Pages::spawnPending(std::string_view name, Request& request, Responder responder) {
     const hub::UserRecord* user = hub_.cookieUser(request);
-    if (!user) return responder.send(redirect(302, hub_.hubPrefix() + "login?next=" + urlEncode(request.rawPath)));
-    if (name != user->name) return responder.send(page(403, "Not available", "<h1>Not your server</h1>", user));
+    if (!user)
+        return responder.send(redirect(302, hub_.hubPrefix() + "login?next=" + urlEncode(request.rawPath)));
+    if (name != user->name)
+        return responder.send(page(403, "Not available", "<h1>Not your server</h1>", user));
     const ServerState* s = hub_.servers().state(user->id);
     if (s && s->phase == ServerState::Phase::Running)
         return responder.send(redirect(302, hub_.servers().prefixOf(user->name)));
     if (!s || s->phase == ServerState::Phase::Stopped) {
         std::string body = "<h1>Your server did not start</h1>\n" + serverProblem(s) +
-                           fmt::format("<form method=\"post\" action=\"{}spawn\"><button type=\"submit\" "
-                                       "id=\"start\">Try again</button></form>",
-                                       hub_.hubPrefix());
+                           fmt::format(
+                               "<form method=\"post\" action=\"{}spawn\"><button type=\"submit\" "
+                               "id=\"start\">Try again</button></form>",
+                               hub_.hubPrefix());
         return responder.send(page(200, "Server not started", body, user));
     }
     std::string steps;
@@ -378,11 +396,14 @@ void Hub::Pages::userNotRunning(std::string_view name, Request& request, Respond
         return responder.send(jsonError(424, "Server is not running"));
     bool own = name == user->name;
     std::string body =
-        own ? fmt::format("<h1>Your server is not running</h1>\n<p>Would you like to start it?</p>\n"
-                          "<form method=\"post\" action=\"{}spawn\"><button type=\"submit\">Start my server</button>"
-                          "</form>",
-                          hub_.hubPrefix())
-            : std::string("<h1>Server not available</h1>\n<p>This server is not running, or you may not open it.</p>");
+        own ? fmt::format(
+                  "<h1>Your server is not running</h1>\n<p>Would you like to start it?</p>\n"
+                  "<form method=\"post\" action=\"{}spawn\"><button type=\"submit\">Start my server</button>"
+                  "</form>",
+                  hub_.hubPrefix())
+            : std::string(
+                  "<h1>Server not available</h1>\n<p>This server is not running, or you may not open "
+                  "it.</p>");
     responder.send(page(own ? 424 : 403, own ? "Server not running" : "Not available", body, user));
 }
 

@@ -65,9 +65,10 @@ const ScopeDefinition* findDefinition(std::string_view name) {
     return nullptr;
 }
 
-const std::vector<std::string> kSelfScopes = {
-    "read:users", "read:users:name", "read:users:groups", "users:activity", "read:users:activity", "servers",
-    "delete:servers", "read:servers", "tokens", "read:tokens", "access:servers"};
+const std::vector<std::string> kSelfScopes = {"read:users",     "read:users:name",     "read:users:groups",
+                                              "users:activity", "read:users:activity", "servers",
+                                              "delete:servers", "read:servers",        "tokens",
+                                              "read:tokens",    "access:servers"};
 
 void addWithSubscopes(ScopeSet& out, std::string_view name, const ScopeFilter& filter, int depth = 0) {
     if (depth > 8) return;
@@ -91,17 +92,26 @@ bool parseFilter(std::string_view raw, const ScopeOwner& owner, std::string& bas
     std::string value = eq == std::string_view::npos ? std::string() : std::string(f.substr(eq + 1));
     if (eq == std::string_view::npos) {
         // "!user" etc.: the owner's own resource.
-        if (kind == "user" && owner.kind == ScopeOwner::Kind::User) value = owner.name;
-        else if (kind == "server" && owner.kind == ScopeOwner::Kind::User) value = owner.name + "/";
-        else if (kind == "service" && owner.kind == ScopeOwner::Kind::Service) value = owner.name;
-        else return false;  // cannot apply: grants nothing
+        if (kind == "user" && owner.kind == ScopeOwner::Kind::User)
+            value = owner.name;
+        else if (kind == "server" && owner.kind == ScopeOwner::Kind::User)
+            value = owner.name + "/";
+        else if (kind == "service" && owner.kind == ScopeOwner::Kind::Service)
+            value = owner.name;
+        else
+            return false;  // cannot apply: grants nothing
     }
     if (value.empty()) return false;
-    if (kind == "user") filter.users.insert(value);
-    else if (kind == "group") filter.groups.insert(value);
-    else if (kind == "server") filter.servers.insert(value);
-    else if (kind == "service") filter.services.insert(value);
-    else return false;
+    if (kind == "user")
+        filter.users.insert(value);
+    else if (kind == "group")
+        filter.groups.insert(value);
+    else if (kind == "server")
+        filter.servers.insert(value);
+    else if (kind == "service")
+        filter.services.insert(value);
+    else
+        return false;
     return true;
 }
 
@@ -158,7 +168,9 @@ void ScopeFilter::merge(const ScopeFilter& other) {
     services.insert(other.services.begin(), other.services.end());
 }
 
-bool isKnownScope(std::string_view name) { return findDefinition(name) != nullptr; }
+bool isKnownScope(std::string_view name) {
+    return findDefinition(name) != nullptr;
+}
 
 std::optional<std::string> validateScope(std::string_view raw) {
     if (raw.empty() || raw.size() > 255) return std::string("scope names are 1 to 255 characters");
@@ -226,9 +238,9 @@ std::vector<std::string> renderScopes(const ScopeSet& scopes) {
 const std::vector<std::string>* builtinRoleScopes(std::string_view role) {
     static const std::vector<std::string> user = {"self"};
     static const std::vector<std::string> admin = {
-        "admin-ui",       "admin:users",     "admin:servers",  "tokens",      "admin:groups",
-        "list:services",  "read:services",   "read:hub",       "proxy",       "shutdown",
-        "access:services", "access:servers", "read:roles",     "read:metrics"};
+        "admin-ui",        "admin:users",    "admin:servers", "tokens",      "admin:groups",
+        "list:services",   "read:services",  "read:hub",      "proxy",       "shutdown",
+        "access:services", "access:servers", "read:roles",    "read:metrics"};
     static const std::vector<std::string> server = {"users:activity!user", "access:servers!user"};
     static const std::vector<std::string> token = {"inherit"};
     if (role == "user") return &user;
@@ -268,7 +280,8 @@ bool isFullAdmin(const ScopeSet& held) {
     return true;
 }
 
-ScopeVerdict checkScopes(const ScopeSet& held, const std::vector<std::string>& anyOf, const Resource& resource) {
+ScopeVerdict checkScopes(const ScopeSet& held, const std::vector<std::string>& anyOf,
+                         const Resource& resource) {
     bool found = false;
     for (const auto& s : anyOf) {
         auto it = held.find(s);

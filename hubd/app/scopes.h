@@ -19,7 +19,9 @@ struct ScopeFilter {
     bool all = false;  // unfiltered
     std::set<std::string> users, groups, servers, services;
 
-    bool empty() const { return !all && users.empty() && groups.empty() && servers.empty() && services.empty(); }
+    bool empty() const {
+        return !all && users.empty() && groups.empty() && servers.empty() && services.empty();
+    }
     void merge(const ScopeFilter& other);
 };
 
@@ -55,13 +57,14 @@ struct Resource {
     std::vector<std::string> groups;  // that user's groups
     std::string server;               // "user/servername" if any
     std::string service;
-    std::string group;                // group name the URL names, if any
+    std::string group;  // group name the URL names, if any
 };
 
 enum class ScopeVerdict { Allowed, Missing, FilteredOut };
 // Any of `anyOf` applying to the resource allows. Missing = none held at all
 // (403); FilteredOut = held but not for this resource (404).
-ScopeVerdict checkScopes(const ScopeSet& held, const std::vector<std::string>& anyOf, const Resource& resource);
+ScopeVerdict checkScopes(const ScopeSet& held, const std::vector<std::string>& anyOf,
+                         const Resource& resource);
 bool appliesTo(const ScopeFilter& filter, const Resource& resource);
 bool holds(const ScopeSet& held, std::string_view scope, const Resource& resource);
 bool holdsUnfiltered(const ScopeSet& held, std::string_view scope);

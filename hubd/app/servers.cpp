@@ -40,8 +40,13 @@ uint16_t randomPort() {
     return ntohs(addr.sin_port);
 }
 
+double msSince(std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+}
+
 std::string exitDescription(const std::optional<uint32_t>& code, const std::optional<uint32_t>& signal) {
-    if (signal) return fmt::format("was killed by signal {} ({})", *signal, ::strsignal(static_cast<int>(*signal)));
+    if (signal)
+        return fmt::format("was killed by signal {} ({})", *signal, ::strsignal(static_cast<int>(*signal)));
     return fmt::format("exited with status {}", code.value_or(0));
 }
 
@@ -83,8 +88,8 @@ private:
             if (n > 0) response_.append(buf, static_cast<size_t>(n));
             if (n == 0 || response_.size() >= 12) {
                 // "HTTP/1.1 302" — the status code is bytes 9..11.
-                bool up = response_.size() >= 12 && response_.compare(0, 5, "HTTP/") == 0 && response_[9] >= '1' &&
-                          response_[9] <= '4';
+                bool up = response_.size() >= 12 && response_.compare(0, 5, "HTTP/") == 0 &&
+                          response_[9] >= '1' && response_[9] <= '4';
                 return finish(up);
             }
             if (n < 0 && errno != EAGAIN) return finish(false);
@@ -114,9 +119,13 @@ private:
 
 ServerManager::ServerManager(Hub& hub) : hub_(hub) {}
 
-ServerManager::~ServerManager() { detachAll(); }
+ServerManager::~ServerManager() {
+    detachAll();
+}
 
-ServerState& ServerManager::slot(int64_t userId) { return servers_[userId]; }
+ServerState& ServerManager::slot(int64_t userId) {
+    return servers_[userId];
+}
 
 const ServerState* ServerManager::state(int64_t userId) const {
     auto it = servers_.find(userId);
@@ -141,8 +150,8 @@ std::vector<std::pair<std::string, std::string>> ServerManager::environment(cons
     const auto& settings = hub_.settings();
     std::string prefix = prefixOf(user.name);
     std::string api = hub_.internalApiUrl();
-    std::string scopes = fmt::format("[\"access:servers!server={}/\", \"access:servers!user={}\"]", user.name,
-                                     user.name);
+    std::string scopes =
+        fmt::format("[\"access:servers!server={}/\", \"access:servers!user={}\"]", user.name, user.name);
     std::vector<std::pair<std::string, std::string>> env = {
         {"JUPYTERHUB_API_TOKEN", token},
         {"JPY_API_TOKEN", token},
@@ -168,8 +177,10 @@ std::vector<std::pair<std::string, std::string>> ServerManager::environment(cons
     // refuses any name it does not allow, with a sentence naming it.
     for (const auto& [k, v] : settings.spawnerEnvironment) {
         auto it = std::find_if(env.begin(), env.end(), [&](const auto& e) { return e.first == k; });
-        if (it != env.end()) it->second = v;
-        else env.emplace_back(k, v);
+        if (it != env.end())
+            it->second = v;
+        else
+            env.emplace_back(k, v);
     }
     return env;
 }
@@ -177,7 +188,8 @@ std::vector<std::pair<std::string, std::string>> ServerManager::environment(cons
 bool ServerManager::openChannel(int64_t userId, const std::string& userName, std::string& error) {
     ServerState& s = slot(userId);
     s.channel = HelperChannel::launch(
-        hub_.loop(), helperArgv(userName), [this, userId](const hubproto::Message& m) { onMessage(userId, m); },
+        hub_.loop(), helperArgv(userName),
+        [this, userId](const hubproto::Message& m) { onMessage(userId, m); },
         [this, userId](const std::string& why) { onClosed(userId, why); }, error);
     return s.channel != nullptr;
 }
@@ -185,13 +197,15 @@ bool ServerManager::openChannel(int64_t userId, const std::string& userName, std
 std::optional<std::string> ServerManager::start(const hub::UserRecord& user, std::function<void()> settled) {
     ServerState& s = slot(user.id);
     if (s.phase == Phase::Running) return fmt::format("{}'s server is already running", user.name);
-    if (s.phase == Phase::Stopping) return fmt::format("{}'s server is stopping; try again in a moment", user.name);
+    if (s.phase == Phase::Stopping)
+        return fmt::format("{}'s server is stopping; try again in a moment", user.name);
     if (s.phase == Phase::Spawning) {  // already on its way
         if (settled) s.waiters.push_back(std::move(settled));
         return std::nullopt;
     }
     s = ServerState{};
     s.phase = Phase::Spawning;
+    s.requestedAt = std::chrono::steady_clock::now();
     s.port = randomPort();
     s.url = "http://127.0.0.1:" + std::to_string(s.port);
     s.progress.push_back("Server requested");
@@ -226,8 +240,9 @@ std::optional<std::string> ServerManager::start(const hub::UserRecord& user, std
     spawn.port = s.port;
     for (auto& [k, v] : environment(user, s, issued.token)) spawn.env.push_back({k, v});
     if (!s.channel->send(spawn)) {
-        fail(user.id, "the spawn request could not be encoded: check Spawner.environment for values with newlines "
-                      "or over 4 KiB");
+        fail(user.id,
+             "the spawn request could not be encoded: check Spawner.environment for values with newlines "
+             "or over 4 KiB");
         return std::nullopt;
     }
     s.progress.push_back("Starting " + user.name + "'s server through sudospawner");
@@ -253,9 +268,11 @@ void ServerManager::onMessage(int64_t userId, const hubproto::Message& m) {
         s.startTime = started->startTime;
         s.logPath = started->logPath;
         s.started = hub::now();
-        s.progress.push_back(fmt::format("Server process {} started; waiting for it to answer", started->pid));
+        s.progress.push_back(
+            fmt::format("Server process {} started; waiting for it to answer", started->pid));
         persist(userId);
-        hub::logInfo("Server of {} started: pid {}, uid {}", name, started->pid, started->uid);
+        hub::logInfo("Server of {} started: pid {}, uid {} ({:.1f} ms after the request)", name, started->pid,
+                     started->uid, msSince(s.requestedAt));
         s.probeAttempt = 0;
         probe(userId);
     } else if (auto* attached = std::get_if<hubproto::Attached>(&m)) {
@@ -269,12 +286,14 @@ void ServerManager::onMessage(int64_t userId, const hubproto::Message& m) {
         s.lastLog = exited->logTail;
         hub::logWarning("Server of {} {} (pid {})", name, s.lastExit, exited->pid);
         if (s.phase == Phase::Spawning)
-            s.lastError = "the server " + s.lastExit + " before it was ready; its last log lines are shown below";
+            s.lastError =
+                "the server " + s.lastExit + " before it was ready; its last log lines are shown below";
         finishStopped(userId);
     } else if (auto* stopped = std::get_if<hubproto::Stopped>(&m)) {
-        hub::logInfo("Server of {} stopped ({})", name,
+        hub::logInfo("Server of {} stopped ({}; {:.1f} ms after the request)", name,
                      stopped->outcome == hubproto::StopOutcome::Killed ? "killed after the grace period"
-                                                                       : "terminated");
+                                                                       : "terminated",
+                     msSince(s.requestedAt));
         finishStopped(userId);
     } else if (auto* err = std::get_if<hubproto::Error>(&m)) {
         if (err->code == hubproto::ErrorCode::ServerExited) return;  // EXITED said it
@@ -298,21 +317,24 @@ void ServerManager::probe(int64_t userId) {
     ServerState& s = slot(userId);
     const hub::UserRecord* user = hub_.findUserById(userId);
     if (!user || (s.phase != Phase::Spawning)) return;
-    auto p = std::make_shared<ReadinessProbe>(hub_.loop(), s.port, prefixOf(user->name), [this, userId](bool up) {
-        ServerState& st = slot(userId);
-        if (st.phase != Phase::Spawning) return;
-        if (up) return markReady(userId);
-        // Short backoff: 50 ms doubling to 1 s, until Spawner.http_timeout.
-        int attempt = ++st.probeAttempt;
-        auto delay = std::chrono::milliseconds(std::min(1000, 50 << std::min(attempt, 5)));
-        auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(hub::now() - st.started.value_or(hub::now()));
-        auto limit = std::chrono::milliseconds(static_cast<int64_t>(hub_.settings().httpTimeout * 1000));
-        if (elapsed > limit)
-            return fail(userId, fmt::format("the server started but did not answer HTTP on port {} within "
-                                            "Spawner.http_timeout ({} s)",
-                                            st.port, hub_.settings().httpTimeout));
-        hub_.loop().addTimer(delay, [this, userId] { probe(userId); });
-    });
+    auto p =
+        std::make_shared<ReadinessProbe>(hub_.loop(), s.port, prefixOf(user->name), [this, userId](bool up) {
+            ServerState& st = slot(userId);
+            if (st.phase != Phase::Spawning) return;
+            if (up) return markReady(userId);
+            // Short backoff: 20 ms doubling to 1 s, until Spawner.http_timeout.
+            int attempt = ++st.probeAttempt;
+            auto delay = std::chrono::milliseconds(std::min(1000, 10 << std::min(attempt, 7)));
+            auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+                hub::now() - st.started.value_or(hub::now()));
+            auto limit = std::chrono::milliseconds(static_cast<int64_t>(hub_.settings().httpTimeout * 1000));
+            if (elapsed > limit)
+                return fail(userId,
+                            fmt::format("the server started but did not answer HTTP on port {} within "
+                                        "Spawner.http_timeout ({} s)",
+                                        st.port, hub_.settings().httpTimeout));
+            hub_.loop().addTimer(delay, [this, userId] { probe(userId); });
+        });
     p->run();
 }
 
@@ -328,7 +350,9 @@ void ServerManager::markReady(int64_t userId) {
     s.progress.push_back("Server ready");
     persist(userId);
     hub_.serverChanged(userId);
-    if (const auto* user = hub_.findUserById(userId)) hub::logInfo("Server of {} is ready at {}", user->name, s.url);
+    if (const auto* user = hub_.findUserById(userId))
+        hub::logInfo("Server of {} is ready at {} ({:.1f} ms after the request)", user->name, s.url,
+                     msSince(s.requestedAt));
     settle(s);
 }
 
@@ -409,6 +433,7 @@ std::optional<std::string> ServerManager::stop(const hub::UserRecord& user, std:
     if (s.phase == Phase::Stopping) return std::nullopt;
     if (s.phase == Phase::Spawning && s.pid == 0) s.lastError = "the start was cancelled";
     s.phase = Phase::Stopping;
+    s.requestedAt = std::chrono::steady_clock::now();
     s.progress.push_back("Stopping");
     hub_.serverChanged(user.id);
     std::string error;

@@ -41,7 +41,8 @@ struct ServerState {
     std::vector<std::function<void()>> waiters;  // called when the phase settles
     hubd::http::EventLoop::TimerId timer = 0;
     int probeAttempt = 0;
-    std::vector<std::string> progress;  // human-readable steps for the pending page
+    std::vector<std::string> progress;                  // human-readable steps for the pending page
+    std::chrono::steady_clock::time_point requestedAt;  // start or stop request, for the log's timings
 };
 
 class ServerManager {
@@ -55,7 +56,8 @@ public:
     std::optional<std::string> start(const hub::UserRecord& user, std::function<void()> settled);
     std::optional<std::string> stop(const hub::UserRecord& user, std::function<void()> settled);
     // Last `lines` lines of the server log, read by the helper as the user.
-    void readLog(const hub::UserRecord& user, uint32_t lines, std::function<void(std::string text, std::string error)> done);
+    void readLog(const hub::UserRecord& user, uint32_t lines,
+                 std::function<void(std::string text, std::string error)> done);
 
     const ServerState* state(int64_t userId) const;
     // Running servers found in the database are reattached (not restarted).
@@ -68,7 +70,8 @@ public:
 private:
     ServerState& slot(int64_t userId);
     std::vector<std::string> helperArgv(const std::string& userName) const;
-    std::vector<std::pair<std::string, std::string>> environment(const hub::UserRecord& user, const ServerState& s,
+    std::vector<std::pair<std::string, std::string>> environment(const hub::UserRecord& user,
+                                                                 const ServerState& s,
                                                                  const std::string& token) const;
     void onMessage(int64_t userId, const hubproto::Message& message);
     void onClosed(int64_t userId, const std::string& why);

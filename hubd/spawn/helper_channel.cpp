@@ -33,15 +33,22 @@ bool makePipe(UniqueFd& readEnd, UniqueFd& writeEnd) {
     return true;
 }
 
-void setNonBlocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
+void setNonBlocking(int fd) {
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
 
 }  // namespace
 
 HelperChannel::HelperChannel(hubd::http::EventLoop& loop, MessageFn onMessage, ClosedFn onClosed)
-    : loop_(loop), onMessage_(std::move(onMessage)), onClosed_(std::move(onClosed)), alive_(std::make_shared<bool>(true)) {}
+    : loop_(loop),
+      onMessage_(std::move(onMessage)),
+      onClosed_(std::move(onClosed)),
+      alive_(std::make_shared<bool>(true)) {}
 
-std::unique_ptr<HelperChannel> HelperChannel::launch(hubd::http::EventLoop& loop, const std::vector<std::string>& argv,
-                                                     MessageFn onMessage, ClosedFn onClosed, std::string& error) {
+std::unique_ptr<HelperChannel> HelperChannel::launch(hubd::http::EventLoop& loop,
+                                                     const std::vector<std::string>& argv,
+                                                     MessageFn onMessage, ClosedFn onClosed,
+                                                     std::string& error) {
     if (argv.empty() || argv[0].empty() || argv[0][0] != '/') {
         error = "the helper command must be an absolute path";
         return nullptr;

@@ -32,8 +32,9 @@ public:
     // argv[0] must be an absolute path. Starts the process in its own session
     // (so signals for hubd's process group do not reach it) with a minimal
     // environment. Returns nullptr and sets error on failure.
-    static std::unique_ptr<HelperChannel> launch(hubd::http::EventLoop& loop, const std::vector<std::string>& argv,
-                                                 MessageFn onMessage, ClosedFn onClosed, std::string& error);
+    static std::unique_ptr<HelperChannel> launch(hubd::http::EventLoop& loop,
+                                                 const std::vector<std::string>& argv, MessageFn onMessage,
+                                                 ClosedFn onClosed, std::string& error);
     ~HelperChannel();
     HelperChannel(const HelperChannel&) = delete;
     HelperChannel& operator=(const HelperChannel&) = delete;

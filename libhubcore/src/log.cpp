@@ -14,8 +14,12 @@ namespace {
 std::atomic<int> gLevel{static_cast<int>(LogLevel::Info)};
 }
 
-void setLogLevel(LogLevel level) { gLevel = static_cast<int>(level); }
-LogLevel logLevel() { return static_cast<LogLevel>(gLevel.load()); }
+void setLogLevel(LogLevel level) {
+    gLevel = static_cast<int>(level);
+}
+LogLevel logLevel() {
+    return static_cast<LogLevel>(gLevel.load());
+}
 
 void logLine(LogLevel level, std::string_view message) {
     static constexpr char kLetters[] = {'D', 'I', 'W', 'E'};
@@ -24,8 +28,8 @@ void logLine(LogLevel level, std::string_view message) {
     tm t{};
     gmtime_r(&tv.tv_sec, &t);
     std::string line = fmt::format("[{} {:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:03} hubd] {}\n",
-                                   kLetters[static_cast<int>(level)], t.tm_year + 1900, t.tm_mon + 1, t.tm_mday,
-                                   t.tm_hour, t.tm_min, t.tm_sec, tv.tv_usec / 1000, message);
+                                   kLetters[static_cast<int>(level)], t.tm_year + 1900, t.tm_mon + 1,
+                                   t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, tv.tv_usec / 1000, message);
     // One write() per line keeps lines whole when threads log concurrently.
     size_t off = 0;
     while (off < line.size()) {
@@ -47,10 +51,14 @@ std::string safe(std::string_view s, size_t maxBytes) {
         }
         unsigned char c = static_cast<unsigned char>(s[i]);
         size_t n = 0;
-        if (c >= 0x20 && c < 0x7f) n = 1;
-        else if ((c & 0xE0) == 0xC0) n = 2;
-        else if ((c & 0xF0) == 0xE0) n = 3;
-        else if ((c & 0xF8) == 0xF0) n = 4;
+        if (c >= 0x20 && c < 0x7f)
+            n = 1;
+        else if ((c & 0xE0) == 0xC0)
+            n = 2;
+        else if ((c & 0xF0) == 0xE0)
+            n = 3;
+        else if ((c & 0xF8) == 0xF0)
+            n = 4;
         bool ok = n > 0 && i + n <= s.size();
         for (size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80;
         // C1 controls (U+0080..U+009F) are escaped too.

@@ -20,10 +20,16 @@ TEST_CASE("parses the request bodies the API accepts") {
 }
 
 TEST_CASE("rejects malformed and hostile JSON") {
-    const char* bad[] = {"",          "{",          "[1,]",         "{\"a\":1,}",      "{'a':1}",
-                         "01",        "1.",         "-",            "nul",             "[1] [2]",
-                         "\"\\x41\"", "\"\\ud800\"", "\"a\nb\"",     "{\"a\":1,\"a\":2}", "\"\xff\"",
-                         "\"\xc0\xaf\"", "1e999",   "/* c */ 1",    "NaN"};
+    const char* bad[] = {"",          "{",
+                         "[1,]",      "{\"a\":1,}",
+                         "{'a':1}",   "01",
+                         "1.",        "-",
+                         "nul",       "[1] [2]",
+                         "\"\\x41\"", "\"\\ud800\"",
+                         "\"a\nb\"",  "{\"a\":1,\"a\":2}",
+                         "\"\xff\"",  "\"\xc0\xaf\"",
+                         "1e999",     "/* c */ 1",
+                         "NaN"};
     for (const char* text : bad) {
         hubd::JsonParseError err;
         CHECK_MESSAGE(!parseJson(text, &err), text);

@@ -34,8 +34,9 @@ TEST_CASE("the user role is 'self', filtered to the owner") {
 
 TEST_CASE("admin role expands to subscopes, unfiltered") {
     auto admin = expandScopes(*builtinRoleScopes("admin"), ScopeOwner{ScopeOwner::Kind::User, "root-ish"});
-    for (const char* s : {"admin:users", "users", "read:users", "list:users", "read:users:name", "delete:users",
-                          "admin:servers", "servers", "delete:servers", "read:servers", "admin:groups", "shutdown"})
+    for (const char* s :
+         {"admin:users", "users", "read:users", "list:users", "read:users:name", "delete:users",
+          "admin:servers", "servers", "delete:servers", "read:servers", "admin:groups", "shutdown"})
         CHECK_MESSAGE(holdsUnfiltered(admin, s), s);
 }
 

@@ -22,16 +22,20 @@ void logLine(LogLevel level, std::string_view message);
 // maxBytes (marking the cut with "…").
 std::string safe(std::string_view untrusted, size_t maxBytes = 200);
 
-template <typename... Args> void logDebug(fmt::format_string<Args...> f, Args&&... args) {
+template <typename... Args>
+void logDebug(fmt::format_string<Args...> f, Args&&... args) {
     if (logLevel() <= LogLevel::Debug) logLine(LogLevel::Debug, fmt::format(f, std::forward<Args>(args)...));
 }
-template <typename... Args> void logInfo(fmt::format_string<Args...> f, Args&&... args) {
+template <typename... Args>
+void logInfo(fmt::format_string<Args...> f, Args&&... args) {
     if (logLevel() <= LogLevel::Info) logLine(LogLevel::Info, fmt::format(f, std::forward<Args>(args)...));
 }
-template <typename... Args> void logWarning(fmt::format_string<Args...> f, Args&&... args) {
+template <typename... Args>
+void logWarning(fmt::format_string<Args...> f, Args&&... args) {
     logLine(LogLevel::Warning, fmt::format(f, std::forward<Args>(args)...));
 }
-template <typename... Args> void logError(fmt::format_string<Args...> f, Args&&... args) {
+template <typename... Args>
+void logError(fmt::format_string<Args...> f, Args&&... args) {
     logLine(LogLevel::Error, fmt::format(f, std::forward<Args>(args)...));
 }
 
