@@ -225,6 +225,9 @@ int run(int argc, char** argv) {
         hub.handle(request, std::move(responder));
     };
     hubd::http::HttpServer publicServer(loop, {}, handler);
+    // Proxied routes (/services/<name>/, /user/<name>/) are decided at head
+    // time so their bodies stream; only the public server proxies.
+    publicServer.setHeadHandler([&hub](hubd::http::HeadContext& context) { hub.handleHead(context); });
     hubd::http::HttpServer hubServer(loop, {}, handler);
     try {
         uint16_t port = publicServer.listen(publicAddr->host, publicAddr->port);

@@ -31,6 +31,9 @@ packages=(
     jupyterhub
     # browser tests and benchmark
     chromium wrk
+    # proxy benchmark (bench/proxy_bench.sh): backend and reference proxy, run
+    # on loopback with their own config; the system service is not used
+    nginx-light
 )
 
 # Non-interactive everywhere: CI has no stdin and no terminal.

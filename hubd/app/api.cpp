@@ -9,6 +9,7 @@
 #include <set>
 
 #include "app/json.h"
+#include "app/oauth.h"
 #include "hubcore/log.h"
 #include "hubcore/username.h"
 
@@ -863,6 +864,9 @@ void Hub::Api::handle(std::string_view path, Request& request, Responder respond
         responder.send(jsonResponse(200, {}));
         return;
     }
+    // OAuth is browser navigation (hub cookie) and client credentials, not
+    // the API's token/Referer rules.
+    if (path.substr(0, 8) == "/oauth2/") return handleOAuth(hub_, path.substr(7), request, std::move(responder));
     Call call{request, std::move(responder), {}};
     call.principal = hub_.authenticate(request, true);
     Routes routes(hub_, call);

@@ -25,6 +25,9 @@ using hubd::http::Response;
 namespace {
 
 constexpr std::string_view kLoginCookie = "jupyterhub-hub-login";
+// The hub session on /user/ paths: the proxy checks it and strips it, so a
+// user's server never sees it (docs/security-model.md).
+constexpr std::string_view kUserSessionCookie = "hubd-user-session";
 // Activity is persisted at most this often per user or token, as JupyterHub's
 // activity_resolution does: a busy client must not turn reads into writes.
 constexpr auto kActivityResolution = std::chrono::seconds(30);
@@ -175,7 +178,8 @@ Hub::Hub(hub::Settings settings, std::unique_ptr<hub::Store> store, std::unique_
       hubPrefix_(settings_.baseUrl + "hub/"),
       servers_(std::make_unique<ServerManager>(*this)),
       api_(std::make_unique<Api>(*this)),
-      pages_(std::make_unique<Pages>(*this)) {}
+      pages_(std::make_unique<Pages>(*this)),
+      proxy_(std::make_unique<hubd::proxy::Proxy>(loop_, hubd::proxy::ProxyConfig{})) {}
 
 Hub::~Hub() = default;
 
@@ -199,6 +203,7 @@ std::vector<std::string> Hub::start() {
     int purged = store_->purgeExpiredTokens(hub::now());
     if (purged > 0) hub::logInfo("Removed {} expired API tokens", purged);
     loadCaches();
+    addServiceRoutes();  // proxy (issue 4)
     warnAboutDisallowedUsers();
     servers_->reattachAll();
     return errors;
@@ -548,6 +553,12 @@ void addRoleScopes(std::vector<std::string>& out, const std::string& role,
 ScopeSet Hub::userScopes(const hub::UserRecord& user) const {
     std::vector<std::string> raw;
     for (const auto& role : rolesOf(user)) addRoleScopes(raw, role, customRoles_);
+    // Admins reach other users' servers only while admin_access is on (3.0).
+    if (user.admin && !settings_.adminAccess) {
+        std::string own = "access:servers!user=" + user.name;
+        for (auto& s : raw)
+            if (s == "access:servers") s = own;
+    }
     for (const auto& g : groups_)
         if (std::find(g.users.begin(), g.users.end(), user.name) != g.users.end())
             for (const auto& role : g.roles) addRoleScopes(raw, role, customRoles_);
@@ -583,7 +594,7 @@ ScopeSet Hub::tokenScopes(const hub::TokenRecord& token) const {
 
 Hub::IssuedToken Hub::issueToken(std::optional<int64_t> userId, std::optional<int64_t> serviceId, std::string note,
                                  std::vector<std::string> scopes, std::optional<double> expiresIn,
-                                 std::string clientId) {
+                                 std::string clientId, std::string sessionId) {
     IssuedToken out;
     out.token = hub::generateToken();
     auto& rec = out.record;
@@ -596,6 +607,7 @@ Hub::IssuedToken Hub::issueToken(std::optional<int64_t> userId, std::optional<in
     if (expiresIn && *expiresIn > 0)
         rec.expiresAt = rec.created + std::chrono::microseconds(static_cast<int64_t>(*expiresIn * 1e6));
     rec.note = std::move(note);
+    rec.sessionId = std::move(sessionId);
     rec.scopes = scopes.empty() ? std::vector<std::string>{"inherit"} : std::move(scopes);
     rec.id = store_->insertToken(rec);
     tokenIdsByPrefix_.emplace(rec.prefix, rec.id);
@@ -609,6 +621,15 @@ std::vector<hub::TokenRecord> Hub::tokensOfUser(int64_t userId) const {
         if (t.userId == userId) out.push_back(t);
     std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
     return out;
+}
+
+int Hub::revokeSession(std::string_view sessionId) {
+    if (sessionId.empty()) return 0;
+    std::vector<int64_t> ids;
+    for (const auto& [id, t] : tokens_)
+        if (t.sessionId == sessionId) ids.push_back(id);
+    for (int64_t id : ids) revokeToken(id);
+    return static_cast<int>(ids.size());
 }
 
 const hub::TokenRecord* Hub::findToken(int64_t id) const {
@@ -756,6 +777,76 @@ Principal Hub::authenticate(const Request& request, bool forApi) {
     p.admin = isFullAdmin(p.scopes);
     recordActivity(user->id, hub::now());
     return p;
+}
+
+// ---------------------------------------------------------------- proxy
+// Added with the proxy engine (issue 4). Service routes: like JupyterHub,
+// <base_url>services/<name>/ goes to a service's url without hub auth (the
+// service authenticates). User routes: the hub decides (mayUseUserRoute),
+// then hands the request to the proxy.
+
+void Hub::addServiceRoutes() {
+    for (const auto& [name, service] : services_) {
+        if (service.url.empty()) continue;
+        std::string error;
+        if (!proxy_->routes().add(settings_.baseUrl + "services/" + name + "/", service.url, &error))
+            hub::logWarning("service {} is not proxied: {}", name, error);
+    }
+}
+
+bool Hub::addUserRoute(std::string_view user, std::string_view targetUrl, std::string* error) {
+    return proxy_->routes().add(settings_.baseUrl + "user/" + std::string(user) + "/", targetUrl, error);
+}
+
+bool Hub::removeUserRoute(std::string_view user) {
+    return proxy_->routes().remove(settings_.baseUrl + "user/" + std::string(user) + "/");
+}
+
+// Defense in depth that JupyterHub lacks (docs/security-model.md): a request
+// reaches owner's server only with credentials for it — a token holding
+// access:servers for that server, or the hub session of a user who may use
+// it (the owner; an admin only while admin_access is on). Everyone else gets
+// the hub's own answer from handle() and never touches the server.
+bool Hub::mayUseUserRoute(const Request& request, std::string_view owner) {
+    Resource target{std::string(owner), groupsOf(owner), std::string(owner) + "/", {}, {}};
+    if (!request.header("Authorization").empty()) {
+        Principal p = authenticate(request, false);
+        return p && holds(p.scopes, "access:servers", target);
+    }
+    const hub::UserRecord* user = userSessionUser(request);
+    if (!user) return false;
+    if (user->name == owner) return true;
+    return holds(userScopes(*user), "access:servers", target);
+}
+
+const hub::UserRecord* Hub::userSessionUser(const Request& request) {
+    std::string_view header = request.header("Cookie");
+    if (header.empty()) return nullptr;
+    int64_t nowUnix = std::chrono::duration_cast<std::chrono::seconds>(hub::Clock::now().time_since_epoch()).count();
+    for (const auto& [name, value] : hub::parseCookieHeader(header)) {
+        if (name != kUserSessionCookie) continue;
+        auto cookieId = hub::verifyCookie(cookieSecret_, kUserSessionCookie, value, nowUnix, settings_.cookieMaxAgeDays);
+        if (!cookieId) continue;
+        if (const auto* user = findUserByCookieId(*cookieId)) return user;
+    }
+    return nullptr;
+}
+
+std::string Hub::userSessionCookieValue(const hub::UserRecord& user) const {
+    return hub::signCookie(cookieSecret_, kUserSessionCookie, user.cookieId,
+                           std::chrono::duration_cast<std::chrono::seconds>(hub::Clock::now().time_since_epoch()).count());
+}
+
+void Hub::handleHead(hubd::http::HeadContext& context) {
+    auto match = proxy_->routes().lookup(context.request.path);
+    if (!match) return;  // the hub's own request: handle(), body buffered
+    std::string userPrefix = settings_.baseUrl + "user/";
+    if (match->prefix.compare(0, userPrefix.size(), userPrefix) == 0) {
+        std::string_view owner = std::string_view(match->prefix).substr(userPrefix.size());
+        owner = owner.substr(0, owner.find('/'));
+        if (!mayUseUserRoute(context.request, owner)) return;
+    }
+    proxy_->forward(context, std::move(match->target));
 }
 
 void Hub::handle(Request& request, Responder responder) {

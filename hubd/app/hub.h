@@ -24,6 +24,7 @@
 #include "hubcore/config.h"
 #include "hubcore/store.h"
 #include "http/server.h"
+#include "proxy/proxy.h"
 
 namespace hubd {
 
@@ -62,6 +63,17 @@ public:
     std::vector<std::string> start();
 
     void handle(hubd::http::Request& request, hubd::http::Responder responder);
+
+    // --- proxy (issue 4; hubd/proxy/) ---
+    // HeadHandler of the public server: a request for a proxied route is
+    // taken over here, at head time, so its body streams; everything else
+    // continues to handle().
+    void handleHead(hubd::http::HeadContext& context);
+    hubd::proxy::Proxy& proxy() { return *proxy_; }
+    // Route <base_url>user/<name>/ to a running server (the spawner calls
+    // these). Requests reach it only through mayUseUserRoute().
+    bool addUserRoute(std::string_view user, std::string_view targetUrl, std::string* error = nullptr);
+    bool removeUserRoute(std::string_view user);
 
     // --- state, used by the API and the pages ---
     const hub::Settings& settings() const { return settings_; }
@@ -104,7 +116,9 @@ public:
     };
     IssuedToken issueToken(std::optional<int64_t> userId, std::optional<int64_t> serviceId, std::string note,
                            std::vector<std::string> scopes, std::optional<double> expiresInSeconds,
-                           std::string clientId = "jupyterhub");
+                           std::string clientId = "jupyterhub", std::string sessionId = {});
+    // Revokes every token issued to one browser session (logout).
+    int revokeSession(std::string_view sessionId);
     std::vector<hub::TokenRecord> tokensOfUser(int64_t userId) const;
     const hub::TokenRecord* findToken(int64_t id) const;
     void revokeToken(int64_t id);
@@ -124,6 +138,9 @@ public:
     // The user of a valid login cookie, or nullptr.
     const hub::UserRecord* cookieUser(const hubd::http::Request& request);
     std::string loginCookieValue(const hub::UserRecord& user) const;
+    // The same session for /user/ paths (cookie hubd-user-session).
+    std::string userSessionCookieValue(const hub::UserRecord& user) const;
+    const hub::UserRecord* userSessionUser(const hubd::http::Request& request);
 
     const std::map<std::string, ServiceInfo>& services() const { return services_; }
 
@@ -145,6 +162,8 @@ private:
     void warnAboutDisallowedUsers();
     const hub::TokenRecord* lookupToken(std::string_view token);
     hub::UserRecord& mutableUser(int64_t id);
+    void addServiceRoutes();
+    bool mayUseUserRoute(const hubd::http::Request& request, std::string_view owner);
 
     hub::Settings settings_;
     std::unique_ptr<hub::Store> store_;
@@ -182,6 +201,7 @@ private:
     class Pages;
     std::unique_ptr<Api> api_;
     std::unique_ptr<Pages> pages_;
+    std::unique_ptr<hubd::proxy::Proxy> proxy_;  // last: its exchanges go first
 };
 
 // Shared response helpers.

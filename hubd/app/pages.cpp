@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "app/json.h"
+#include "hubcore/cookie.h"
 #include "hubcore/log.h"
 #include "hubcore/token.h"
 #include "hubcore/username.h"
@@ -67,7 +68,12 @@ bool isLocalPath(std::string_view next) {
 
 Response Hub::Pages::page(int status, std::string_view title, std::string_view body,
                           const hub::UserRecord* user) const {
-    const std::string& prefix = hub_.hubPrefix();
+    return renderHubPage(hub_, status, title, body, user);
+}
+
+Response renderHubPage(const Hub& hub, int status, std::string_view title, std::string_view body,
+                       const hub::UserRecord* user) {
+    const std::string& prefix = hub.hubPrefix();
     std::string nav;
     if (user) {
         nav = fmt::format(
@@ -245,19 +251,30 @@ void Hub::Pages::loginSubmit(Request& request, Responder responder) {
                                                      "; Max-Age=" + std::to_string(maxAge));
             r.headers.emplace_back("Set-Cookie", "jupyterhub-session-id=" + hub::generateToken() +
                                                      cookieAttributes(copy, hub->baseUrl()));
+            r.headers.emplace_back("Set-Cookie", "hubd-user-session=" + hub->userSessionCookieValue(*existing) +
+                                                     cookieAttributes(copy, hub->baseUrl() + "user/") +
+                                                     "; Max-Age=" + std::to_string(maxAge));
             shared->send(std::move(r));
         });
 }
 
 void Hub::Pages::logout(Request& request, Responder responder) {
-    if (const hub::UserRecord* user = hub_.cookieUser(request))
-        hub::logInfo("User logged out: {}", user->name);
+    if (const hub::UserRecord* user = hub_.cookieUser(request)) {
+        // Server-side: every OAuth token this browser got stops working now
+        // (JupyterHub GHSA-cw7p-q79f-m2v7: 3.0 only cleared cookies).
+        int revoked = 0;
+        for (const auto& [name, value] : hub::parseCookieHeader(request.header("Cookie")))
+            if (name == "jupyterhub-session-id") revoked += hub_.revokeSession(value);
+        hub::logInfo("User logged out: {} ({} session token(s) revoked)", user->name, revoked);
+    }
     Response r = redirect(302, hub_.hubPrefix() + "login");
     std::string expired = "; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT";
     r.headers.emplace_back("Set-Cookie",
                            "jupyterhub-hub-login=" + cookieAttributes(request, hub_.hubPrefix()) + expired);
     r.headers.emplace_back("Set-Cookie",
                            "jupyterhub-session-id=" + cookieAttributes(request, hub_.baseUrl()) + expired);
+    r.headers.emplace_back("Set-Cookie",
+                           "hubd-user-session=" + cookieAttributes(request, hub_.baseUrl() + "user/") + expired);
     responder.send(std::move(r));
 }
 

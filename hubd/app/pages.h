@@ -32,6 +32,10 @@ private:
     Hub& hub_;
 };
 
+// A complete hub page (layout, stylesheet, security headers) around `body`.
+hubd::http::Response renderHubPage(const Hub& hub, int status, std::string_view title, std::string_view body,
+                                   const hub::UserRecord* user);
+
 // True if `next` is a path on this hub: starts with one '/', not '//' or
 // '/\', no scheme, no control characters.
 bool isLocalPath(std::string_view next);

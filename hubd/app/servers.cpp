@@ -191,6 +191,9 @@ bool ServerManager::openChannel(int64_t userId, const std::string& userName, std
         hub_.loop(), helperArgv(userName),
         [this, userId](const hubproto::Message& m) { onMessage(userId, m); },
         [this, userId](const std::string& why) { onClosed(userId, why); }, error);
+    if (!s.channel)
+        error += "; check SudoSpawner.sudospawner_path (meson install puts the helper at "
+                 "/usr/local/bin/sudospawner) and docs/install.md";
     return s.channel != nullptr;
 }
 
@@ -349,6 +352,13 @@ void ServerManager::markReady(int64_t userId) {
     s.lastLog.clear();
     s.progress.push_back("Server ready");
     persist(userId);
+    // The route appears atomically with readiness; requests still pass
+    // Hub::mayUseUserRoute before the proxy forwards them.
+    if (const auto* u = hub_.findUserById(userId)) {
+        std::string error;
+        if (!hub_.addUserRoute(u->name, s.url, &error))
+            hub::logError("Could not route {} to {}: {}", prefixOf(u->name), s.url, error);
+    }
     hub_.serverChanged(userId);
     if (const auto* user = hub_.findUserById(userId))
         hub::logInfo("Server of {} is ready at {} ({:.1f} ms after the request)", user->name, s.url,
@@ -376,6 +386,7 @@ void ServerManager::finishStopped(int64_t userId) {
     s.timer = 0;
     if (s.tokenId) hub_.revokeToken(*s.tokenId);
     s.tokenId.reset();
+    if (const auto* u = hub_.findUserById(userId)) hub_.removeUserRoute(u->name);
     s.phase = Phase::Stopped;
     s.ready = false;
     s.pid = 0;

@@ -17,6 +17,7 @@
 #include <system_error>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "http/unique_fd.h"
@@ -229,6 +230,16 @@ void EventLoop::unwatch(int fd) {
     s.retired.push_back(std::move(s.watchers[fd]));
 }
 
+void EventLoop::replaceCallback(int fd, IoCallback cb) {
+    Impl& s = *impl_;
+    if (fd < 0 || static_cast<size_t>(fd) >= s.watchers.size() || !s.watchers[fd])
+        throw std::system_error(EBADF, std::system_category(), "EventLoop::replaceCallback");
+    // Same generation: events already queued for this fd are the new owner's.
+    uint32_t generation = s.watchers[fd]->generation;
+    s.retired.push_back(std::move(s.watchers[fd]));  // may be the callback running now
+    s.watchers[fd] = std::make_unique<Impl::Watcher>(Impl::Watcher{generation, std::move(cb)});
+}
+
 EventLoop::TimerId EventLoop::addTimer(std::chrono::milliseconds delay, Callback fn) {
     Impl& s = *impl_;
     TimerId id = s.nextTimer++;
@@ -246,6 +257,49 @@ void EventLoop::cancelTimer(TimerId id) {
 
 std::chrono::steady_clock::time_point EventLoop::now() const {
     return impl_->now;
+}
+
+// ---------------------------------------------------------------------------
+
+WatchedFd::WatchedFd(WatchedFd&& other) noexcept
+    : loop_(other.loop_),
+      fd_(std::move(other.fd_)),
+      watched_(std::exchange(other.watched_, false)),
+      events_(std::exchange(other.events_, 0)) {}
+
+WatchedFd& WatchedFd::operator=(WatchedFd&& other) noexcept {
+    if (this != &other) {
+        reset();
+        loop_ = other.loop_;
+        fd_ = std::move(other.fd_);
+        watched_ = std::exchange(other.watched_, false);
+        events_ = std::exchange(other.events_, 0);
+    }
+    return *this;
+}
+
+void WatchedFd::watch(uint32_t events, EventLoop::IoCallback cb) {
+    if (!watched_) {
+        loop_->watch(fd_.get(), events, std::move(cb));
+        watched_ = true;
+        events_ = events;
+        return;
+    }
+    loop_->replaceCallback(fd_.get(), std::move(cb));
+    setEvents(events);
+}
+
+void WatchedFd::setEvents(uint32_t events) {
+    if (!watched_ || events == events_) return;
+    loop_->modify(fd_.get(), events);
+    events_ = events;
+}
+
+void WatchedFd::reset() noexcept {
+    if (watched_ && loop_) loop_->unwatch(fd_.get());  // unwatch only fails on an fd already closed
+    watched_ = false;
+    events_ = 0;
+    fd_.reset();
 }
 
 // ---------------------------------------------------------------------------

@@ -8,6 +8,8 @@
 #include <functional>
 #include <memory>
 
+#include "http/unique_fd.h"
+
 namespace hubd::http {
 
 class EventLoop {
@@ -33,6 +35,10 @@ public:
     void watch(int fd, uint32_t events, IoCallback cb);
     void modify(int fd, uint32_t events);
     void unwatch(int fd);
+    // Gives a watched fd a new callback without touching epoll: a socket
+    // handed from the HTTP server to the proxy and back changes owner at the
+    // cost of one allocation, not two epoll_ctl calls.
+    void replaceCallback(int fd, IoCallback cb);
 
     TimerId addTimer(std::chrono::milliseconds delay, Callback fn);
     void cancelTimer(TimerId id);
@@ -42,6 +48,37 @@ public:
 private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
+};
+
+// Sole owner of a socket and of its registration with the loop: unwatches
+// before it closes, and only calls epoll_ctl when the interest set changes.
+// The loop must outlive it.
+class WatchedFd {
+public:
+    WatchedFd() = default;
+    WatchedFd(EventLoop& loop, UniqueFd fd) noexcept : loop_(&loop), fd_(std::move(fd)) {}
+    WatchedFd(WatchedFd&& other) noexcept;
+    WatchedFd& operator=(WatchedFd&& other) noexcept;
+    WatchedFd(const WatchedFd&) = delete;
+    WatchedFd& operator=(const WatchedFd&) = delete;
+    ~WatchedFd() { reset(); }
+
+    int get() const noexcept { return fd_.get(); }
+    explicit operator bool() const noexcept { return static_cast<bool>(fd_); }
+    EventLoop* loop() const noexcept { return loop_; }
+    uint32_t events() const noexcept { return events_; }
+    bool watched() const noexcept { return watched_; }
+
+    // Registers (or re-registers with a new callback) for `events`.
+    void watch(uint32_t events, EventLoop::IoCallback cb);
+    void setEvents(uint32_t events);
+    void reset() noexcept;  // unwatch and close
+
+private:
+    EventLoop* loop_ = nullptr;
+    UniqueFd fd_;
+    bool watched_ = false;
+    uint32_t events_ = 0;
 };
 
 // Fixed-size pool of threads for blocking work.

@@ -26,14 +26,7 @@ struct ParseError {
     explicit operator bool() const { return status != 0; }
 };
 
-enum class BodyFraming { None, ContentLength, Chunked };
-
-struct HeadInfo {
-    BodyFraming framing = BodyFraming::None;
-    uint64_t contentLength = 0;
-    bool keepAlive = true;
-    bool expectContinue = false;  // "Expect: 100-continue" on HTTP/1.1
-};
+// BodyFraming and HeadInfo live in server.h: head handlers see them.
 
 // Finds the end of a request head in a buffer that grows between calls,
 // resuming where it stopped (so a slowloris costs O(n), not O(n^2)). Checks

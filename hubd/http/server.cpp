@@ -17,6 +17,9 @@
 #include <cstdio>
 #include <ctime>
 #include <exception>
+#include <limits>
+#include <optional>
+#include <stdexcept>
 #include <system_error>
 #include <unordered_map>
 
@@ -177,11 +180,18 @@ struct ServerCore {
     };
 
     ServerCore(EventLoop& l, Limits lim, Handler h)
-        : loop(l), limits(lim), handler(std::move(h)), scratch(new char[kReadChunk]) {}
+        : loop(l), limits(lim), headLimits(lim), handler(std::move(h)), scratch(new char[kReadChunk]) {
+        // Heads are parsed without the body limit: whether it applies is
+        // decided after the HeadHandler (a proxied upload has none).
+        headLimits.maxBodyBytes = std::numeric_limits<size_t>::max();
+    }
 
     EventLoop& loop;
     Limits limits;
+    Limits headLimits;
     Handler handler;
+    HeadHandler headHandler;
+    std::weak_ptr<ServerCore> self;
     std::vector<std::unique_ptr<Listener>> listeners;
     std::unordered_map<Connection*, std::unique_ptr<Connection>> connections;
     size_t openCount = 0;
@@ -195,22 +205,27 @@ struct ServerCore {
     void pauseAccepting(Listener& listener, int err);
     void addListener(UniqueFd fd);
     void destroy(Connection* connection) { connections.erase(connection); }
+    // A Takeover coming back: a new Connection on the same socket.
+    void adoptTakeover(Takeover& takeover, std::optional<Response> response, bool keepAlive);
 };
 
 }  // namespace detail
 
 // One client connection: read a request head, then its body, hand it to
 // the handler, write the response, repeat (keep-alive) or linger and close.
-// A later WebSocket/proxy hand-off slots in at Handling: the connection
-// would give up its fd (UniqueFd::release) plus the unread bytes in in_.
+// A HeadHandler can take the connection over once a head is parsed
+// (takeOver): the socket and the unread bytes in in_ leave in a Takeover,
+// and come back, if they do, as a new Connection (resumeFrom).
 class Connection {
 public:
-    Connection(detail::ServerCore& server, UniqueFd fd, std::string peerAddress, uint16_t peerPort);
+    Connection(detail::ServerCore& server, WatchedFd socket, std::string peerAddress, uint16_t peerPort);
     ~Connection() { close(); }
     Connection(const Connection&) = delete;
     Connection& operator=(const Connection&) = delete;
 
     void start();
+    void resumeFrom(Takeover& takeover, std::optional<Response> response, bool keepAlive);
+    Takeover takeOver();              // from HeadContext, inside stepHead
     void respond(Response response);  // from Responder, on the loop thread
     void close();                     // at once, no response
     void abort() {                    // close() for callers outside the connection
@@ -243,12 +258,13 @@ private:
     void clearDeadline() { deadline_ = Clock::time_point::max(); }
     void armTimer();
     void destroyIfClosed();
+    void watchSocket(uint32_t events);
+    void kick();
 
     detail::ServerCore& server_;
-    UniqueFd fd_;
+    WatchedFd socket_;
     State state_ = State::ReadingHead;
-    uint32_t interest_ = 0;
-    bool watched_ = false;
+    bool handedOver_ = false;        // taken over: the Takeover owns the socket and the connection count
     bool driving_ = false;           // drive() is on the stack: re-entrant calls just leave state for it
     bool idle_ = false;              // keep-alive wait: no byte of the next request yet
     bool headClockPending_ = false;  // a head started: arm headerTimeout unless it completes at once
@@ -276,31 +292,83 @@ private:
     Clock::time_point deadline_ = Clock::time_point::max();
     Clock::time_point timerAt_{};
     EventLoop::TimerId timerId_ = 0;
+    EventLoop::TimerId kickTimer_ = 0;  // a drive() deferred to the next loop iteration
 };
 
 // ---------------------------------------------------------------------------
 
-Connection::Connection(detail::ServerCore& server, UniqueFd fd, std::string peerAddress, uint16_t peerPort)
-    : server_(server), fd_(std::move(fd)), peerAddress_(std::move(peerAddress)), peerPort_(peerPort) {
+Connection::Connection(detail::ServerCore& server, WatchedFd socket, std::string peerAddress, uint16_t peerPort)
+    : server_(server), socket_(std::move(socket)), peerAddress_(std::move(peerAddress)), peerPort_(peerPort) {
     ++server_.openCount;
 }
 
+void Connection::watchSocket(uint32_t events) {
+    socket_.watch(events, [this](uint32_t e) { onEvents(e); });
+}
+
 void Connection::start() {
-    interest_ = EPOLLIN;
-    server_.loop.watch(fd_.get(), interest_, [this](uint32_t events) { onEvents(events); });
-    watched_ = true;
+    watchSocket(EPOLLIN);
     // The first head must arrive within headerTimeout of the connect.
     setDeadline(server_.limits.headerTimeout);
+}
+
+void Connection::resumeFrom(Takeover& takeover, std::optional<Response> response, bool keepAlive) {
+    in_ = std::move(takeover.buffered_);
+    if (response) {
+        versionMinor_ = takeover.versionMinor_;
+        isHead_ = takeover.isHead_;
+        info_.keepAlive = keepAlive;
+        queueResponse(*response);
+        state_ = State::Writing;
+        watchSocket(EPOLLOUT);
+        setDeadline(server_.limits.writeTimeout);
+        kick();
+        return;
+    }
+    watchSocket(EPOLLIN);
+    if (in_.empty()) {
+        idle_ = true;
+        setDeadline(server_.limits.idleTimeout);
+    } else {
+        // Pipelined: parse on the next iteration, not inside the caller
+        // (which may be finishing the previous exchange).
+        headClockPending_ = true;
+        kick();
+    }
+}
+
+void Connection::kick() {
+    if (kickTimer_ != 0) return;
+    kickTimer_ = server_.loop.addTimer(std::chrono::milliseconds(0), [this] {
+        kickTimer_ = 0;
+        entryPoint([&] { drive(); });
+    });
+}
+
+Takeover Connection::takeOver() {
+    Takeover t;
+    t.server_ = server_.self;
+    t.socket_ = std::move(socket_);
+    // The old callback points at this Connection, which is about to go.
+    t.socket_.watch(t.socket_.events(), [](uint32_t) {});
+    t.buffered_ = std::move(in_);
+    t.peerAddress_ = peerAddress_;
+    t.peerPort_ = peerPort_;
+    t.versionMinor_ = versionMinor_;
+    t.isHead_ = isHead_;
+    handedOver_ = true;  // the Takeover carries the connection count now
+    close();
+    return t;
 }
 
 void Connection::close() {
     if (state_ == State::Closed) return;
     state_ = State::Closed;
-    --server_.openCount;
+    if (!handedOver_) --server_.openCount;
     if (slot_) std::exchange(slot_, nullptr)->connection = nullptr;  // a later send() is a no-op
     if (timerId_ != 0) server_.loop.cancelTimer(std::exchange(timerId_, 0));
-    if (watched_) server_.loop.unwatch(fd_.get());
-    fd_.reset();
+    if (kickTimer_ != 0) server_.loop.cancelTimer(std::exchange(kickTimer_, 0));
+    socket_.reset();
 }
 
 // Everything that enters a connection from the loop goes through here:
@@ -334,7 +402,7 @@ void Connection::onEvents(uint32_t events) {
 
 void Connection::readSome() {
     if (state_ != State::ReadingHead && state_ != State::ReadingBody && state_ != State::Lingering) return;
-    ssize_t n = ::recv(fd_.get(), server_.scratch.get(), kReadChunk, 0);
+    ssize_t n = ::recv(socket_.get(), server_.scratch.get(), kReadChunk, 0);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
     if (n <= 0) {
         // EOF or reset. We only read while the parser needs more, so a
@@ -408,7 +476,7 @@ bool Connection::stepHead() {
         return true;
     }
     std::string_view head(in_.data() + scanner_.headStart(), scanner_.headEnd() - scanner_.headStart());
-    ParseError error = parseHead(head, server_.limits, request_, info_);
+    ParseError error = parseHead(head, server_.headLimits, request_, info_);
     in_.erase(0, scanner_.headEnd());
     scanner_.reset();
     if (error) {
@@ -417,6 +485,27 @@ bool Connection::stepHead() {
     }
     isHead_ = request_.method == "HEAD";
     versionMinor_ = request_.versionMinor;
+    request_.peerAddress = peerAddress_;
+    request_.peerPort = peerPort_;
+    request_.tls = false;
+    if (server_.headHandler) {
+        HeadContext context(request_, info_, *this);
+        try {
+            server_.headHandler(context);
+        } catch (const std::exception& e) {
+            fmt::print(stderr, "hubd: http: head handler failed on {} {}: {}\n", request_.method,
+                       request_.rawPath, e.what());
+            if (!context.takenOver()) {
+                sendError(500, "the request handler failed");
+                return true;
+            }
+        }
+        if (context.takenOver()) return false;  // closed: drive() stops here
+    }
+    if (info_.framing == BodyFraming::ContentLength && info_.contentLength > server_.limits.maxBodyBytes) {
+        sendError(413, "request body too large");
+        return true;
+    }
     if (info_.framing == BodyFraming::None) {
         dispatch();
         return true;
@@ -452,9 +541,6 @@ bool Connection::stepBody() {
 void Connection::dispatch() {
     state_ = State::Handling;
     clearDeadline();  // the handler's time is its own business (PAM can be slow)
-    request_.peerAddress = peerAddress_;
-    request_.peerPort = peerPort_;
-    request_.tls = false;
     auto slot = std::make_shared<Responder::Slot>();
     slot->connection = this;
     slot_ = slot.get();
@@ -556,7 +642,7 @@ Connection::FlushResult Connection::flush() {
         msghdr msg{};
         msg.msg_iov = iov;
         msg.msg_iovlen = static_cast<size_t>(count);
-        ssize_t n = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL);  // writev would raise SIGPIPE
+        ssize_t n = ::sendmsg(socket_.get(), &msg, MSG_NOSIGNAL);  // writev would raise SIGPIPE
         if (n < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) return FlushResult::Blocked;
@@ -606,7 +692,7 @@ void Connection::startLinger() {
     std::string().swap(in_);
     lingerBytes_ = 0;
     // FIN now so the client sees the end of the response at once.
-    ::shutdown(fd_.get(), SHUT_WR);
+    ::shutdown(socket_.get(), SHUT_WR);
     setDeadline(kLingerTimeout);
 }
 
@@ -615,9 +701,7 @@ void Connection::updateInterest() {
     if (state_ == State::ReadingHead || state_ == State::ReadingBody || state_ == State::Lingering)
         want |= EPOLLIN;
     if (hasOutput()) want |= EPOLLOUT;
-    if (want == interest_) return;
-    server_.loop.modify(fd_.get(), want);
-    interest_ = want;
+    socket_.setEvents(want);
 }
 
 void Connection::setDeadline(Clock::duration fromNow) {
@@ -707,7 +791,7 @@ void detail::ServerCore::acceptFrom(Listener& listener) {
         // Fails harmlessly on an adopted AF_UNIX listener.
         ::setsockopt(raw, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         auto [host, port] = describePeer(addr);
-        auto owned = std::make_unique<Connection>(*this, std::move(fd), std::move(host), port);
+        auto owned = std::make_unique<Connection>(*this, WatchedFd(loop, std::move(fd)), std::move(host), port);
         Connection* connection = owned.get();
         connections.emplace(connection, std::move(owned));
         try {
@@ -716,6 +800,20 @@ void detail::ServerCore::acceptFrom(Listener& listener) {
             fmt::print(stderr, "hubd: http: cannot watch new connection: {}\n", e.what());
             destroy(connection);
         }
+    }
+}
+
+void detail::ServerCore::adoptTakeover(Takeover& takeover, std::optional<Response> response, bool keepAlive) {
+    auto owned = std::make_unique<Connection>(*this, std::move(takeover.socket_), takeover.peerAddress_,
+                                              takeover.peerPort_);
+    takeover.release();  // the new Connection counts now
+    Connection* connection = owned.get();
+    connections.emplace(connection, std::move(owned));
+    try {
+        connection->resumeFrom(takeover, std::move(response), keepAlive);
+    } catch (const std::exception& e) {
+        fmt::print(stderr, "hubd: http: cannot resume connection: {}\n", e.what());
+        connection->abort();
     }
 }
 
@@ -754,7 +852,13 @@ struct HttpServer::Impl : detail::ServerCore {
 };
 
 HttpServer::HttpServer(EventLoop& loop, Limits limits, Handler handler)
-    : impl_(std::make_unique<Impl>(loop, limits, std::move(handler))) {}
+    : impl_(std::make_shared<Impl>(loop, limits, std::move(handler))) {
+    impl_->self = impl_;
+}
+
+void HttpServer::setHeadHandler(HeadHandler handler) {
+    impl_->headHandler = std::move(handler);
+}
 
 HttpServer::~HttpServer() = default;
 
@@ -826,6 +930,71 @@ void HttpServer::adopt(int listeningFd) {
 
 size_t HttpServer::connectionCount() const {
     return impl_->openCount;
+}
+
+// ---------------------------------------------------------------------------
+
+Takeover HeadContext::takeOver() {
+    if (taken_) throw std::logic_error("HeadContext::takeOver called twice");
+    taken_ = true;
+    return connection_.takeOver();
+}
+
+Takeover::Takeover(Takeover&& other) noexcept
+    : server_(std::move(other.server_)),
+      socket_(std::move(other.socket_)),
+      buffered_(std::move(other.buffered_)),
+      peerAddress_(std::move(other.peerAddress_)),
+      peerPort_(other.peerPort_),
+      versionMinor_(other.versionMinor_),
+      isHead_(other.isHead_) {
+    other.server_.reset();
+}
+
+Takeover& Takeover::operator=(Takeover&& other) noexcept {
+    if (this != &other) {
+        release();
+        socket_.reset();
+        server_ = std::move(other.server_);
+        other.server_.reset();
+        socket_ = std::move(other.socket_);
+        buffered_ = std::move(other.buffered_);
+        peerAddress_ = std::move(other.peerAddress_);
+        peerPort_ = other.peerPort_;
+        versionMinor_ = other.versionMinor_;
+        isHead_ = other.isHead_;
+    }
+    return *this;
+}
+
+Takeover::~Takeover() {
+    release();
+}
+
+// Gives back the connection count; the socket (if still here) closes with us.
+void Takeover::release() {
+    if (auto server = server_.lock()) --server->openCount;
+    server_.reset();
+}
+
+void Takeover::resume() {
+    auto server = server_.lock();
+    if (!server || !socket_) {
+        release();
+        socket_.reset();
+        return;
+    }
+    server->adoptTakeover(*this, std::nullopt, true);
+}
+
+void Takeover::respond(Response response, bool keepAlive) {
+    auto server = server_.lock();
+    if (!server || !socket_) {
+        release();
+        socket_.reset();
+        return;
+    }
+    server->adoptTakeover(*this, std::move(response), keepAlive);
 }
 
 // ---------------------------------------------------------------------------

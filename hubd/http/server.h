@@ -57,6 +57,16 @@ struct Request {
     std::optional<std::string> queryParam(std::string_view name) const;
 };
 
+enum class BodyFraming { None, ContentLength, Chunked };
+
+// How the body of a parsed request head is framed (see parser.h).
+struct HeadInfo {
+    BodyFraming framing = BodyFraming::None;
+    uint64_t contentLength = 0;
+    bool keepAlive = true;
+    bool expectContinue = false;  // "Expect: 100-continue" on HTTP/1.1
+};
+
 struct Response {
     int status = 200;
     std::vector<Header> headers;  // Content-Length, Date, Connection are added by the server
@@ -93,6 +103,78 @@ private:
 // asynchronous handler should copy what it needs, not keep the reference.
 using Handler = std::function<void(Request& request, Responder responder)>;
 
+namespace detail {
+struct ServerCore;
+}
+class Connection;
+
+// A client connection handed over by a HeadHandler (the proxy): the socket,
+// still registered with the loop, and the bytes the server had read past the
+// request head (body start, pipelined requests). The new owner installs its
+// callback with socket().watch() before returning to the loop, and gives the
+// connection back with resume() or respond(); destroying a Takeover closes
+// the connection. It still counts against Limits::maxConnections.
+class Takeover {
+public:
+    Takeover() = default;
+    Takeover(Takeover&& other) noexcept;
+    Takeover& operator=(Takeover&& other) noexcept;
+    Takeover(const Takeover&) = delete;
+    Takeover& operator=(const Takeover&) = delete;
+    ~Takeover();
+
+    explicit operator bool() const { return static_cast<bool>(socket_); }
+    WatchedFd& socket() { return socket_; }
+    std::string& buffered() { return buffered_; }
+    const std::string& peerAddress() const { return peerAddress_; }
+    uint16_t peerPort() const { return peerPort_; }
+
+    // Back to the server for the next request on this connection; whatever
+    // is in buffered() is the start of it. Without a server, closes.
+    void resume();
+    // Back to the server with a response to write first (framed by the
+    // server, as a Handler's would be); keepAlive false closes after it.
+    void respond(Response response, bool keepAlive);
+
+private:
+    friend class Connection;
+    friend struct detail::ServerCore;
+    void release();
+
+    std::weak_ptr<detail::ServerCore> server_;
+    WatchedFd socket_;
+    std::string buffered_;
+    std::string peerAddress_;
+    uint16_t peerPort_ = 0;
+    int versionMinor_ = 1;
+    bool isHead_ = false;
+};
+
+// What a HeadHandler sees: the request head (body not read yet) and the
+// means to take the connection over.
+class HeadContext {
+public:
+    Request& request;      // valid during the call only; body empty
+    const HeadInfo& info;  // framing of the body still to come
+
+    // Takes the connection (at most once): the Handler will not see this
+    // request, and the server forgets the connection.
+    Takeover takeOver();
+    bool takenOver() const { return taken_; }
+
+private:
+    friend class Connection;
+    HeadContext(Request& r, const HeadInfo& i, Connection& c) : request(r), info(i), connection_(c) {}
+    Connection& connection_;
+    bool taken_ = false;
+};
+
+// Runs on the loop thread once a request head is parsed, before its body is
+// read: a request it does not take over continues to the Handler (with its
+// body buffered and limited by maxBodyBytes); one it takes is its own,
+// body and all (streamed uploads, WebSockets).
+using HeadHandler = std::function<void(HeadContext& context)>;
+
 class HttpServer {
 public:
     HttpServer(EventLoop& loop, Limits limits, Handler handler);
@@ -107,12 +189,14 @@ public:
     uint16_t listen(const std::string& host, uint16_t port);
     // Adopts an already-listening socket (systemd socket activation, later).
     void adopt(int listeningFd);
+    // Set before listening; see HeadHandler.
+    void setHeadHandler(HeadHandler handler);
 
     size_t connectionCount() const;
 
 private:
     struct Impl;
-    std::unique_ptr<Impl> impl_;
+    std::shared_ptr<Impl> impl_;  // shared: Takeovers hold a weak_ptr to hand connections back
 };
 
 std::string_view reasonPhrase(int status);

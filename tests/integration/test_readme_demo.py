@@ -33,6 +33,28 @@ def existed(name):
         return False
 
 
+def read(path):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def follow(client, path, limit=10):
+    """GET path and follow local redirects; returns (status, body, trail of locations)."""
+    trail = [path]
+    for _ in range(limit):
+        status, headers, body = client.get(path)
+        if status not in (301, 302, 303) or "location" not in headers:
+            return status, body, trail
+        path = headers["location"]
+        if path.startswith("http"):
+            path = "/" + path.split("/", 3)[3]
+        trail.append(path)
+    return status, body, trail
+
+
 def test_demo_login():
     before = {u: existed(u) for u in USERS}
     state_existed = os.path.exists(STATE)
@@ -85,6 +107,27 @@ def test_demo_login():
               f"jupyterhub-singleuser runs for demo-alice and answers ({model and model.get('pending')})")
         ps = subprocess.run(["ps", "-o", "user=,args=", "-u", "demo-alice"], capture_output=True, text=True).stdout
         check("jupyterhub-singleuser" in ps, "it runs under demo-alice's uid")
+
+        # Through hubd's proxy and its OAuth provider, as a browser would go.
+        status, body, trail = follow(c, "/user/demo-alice/tree")
+        check(status == 200 and b"Select or create a notebook" in body,
+              f"demo-alice reaches her notebook through the proxy and OAuth: {trail}")
+        check(any("/hub/api/oauth2/authorize" in t for t in trail) and any("oauth_callback" in t for t in trail),
+              "...by way of the hub's OAuth authorize and her server's callback")
+        server_log = read("/home/demo-alice/.local/state/hubd/server.log")
+        check("Starting jupyterhub-singleuser server version 3.0.0" in server_log, "jupyterhub-singleuser 3.0 started")
+        check(not any(w in server_log for w in ("[W ", "[E ")),
+              "jupyterhub-singleuser logged no warning about the hub's version or headers")
+
+        # Defense in depth: demo-bob never reaches alice's server.
+        bob = hubtest.Client(f"http://127.0.0.1:{port}")
+        bob.post("/hub/login", form={"username": "demo-bob", "password": passwords["demo-bob"]})
+        status, body, trail = follow(bob, "/user/demo-alice/tree")
+        check(status == 403 and b"Select or create" not in body, f"demo-bob gets a hub 403 page: {trail}")
+        anon = hubtest.Client(f"http://127.0.0.1:{port}")
+        status, headers, body = anon.get("/user/demo-alice/api/status")
+        check(status == 302 and headers.get("location", "").startswith("/hub/"),
+              "an anonymous request is answered by the hub, not the server")
         status, _, _ = c.json("DELETE", "/hub/api/users/demo-alice/server", headers=referer)
         check(status in (202, 204), f"demo-alice stops it through the API ({status})")
     finally:

@@ -1,0 +1,327 @@
+#!/usr/bin/env bash
+# Proxy benchmark, side by side in one run: the same nginx backend (a 1 KiB
+# and a 100 MiB file) and the same WebSocket echo backend, reached directly,
+# through nginx as a reverse proxy, through hubd (/services/bench/ route) and
+# through configurable-http-proxy 5 (npm). Prints a Markdown table.
+# Loopback only; every step has a time limit. See bench/README.md.
+#
+# Environment (all optional):
+#   HUBD=PATH              hubd binary (default: build/hubd/hubd)
+#   BENCH_DURATION=10s     wrk duration per measurement (plus a 2 s warm-up)
+#   BENCH_CONNECTIONS=64   wrk connections (one wrk thread)
+#   BENCH_WS_IDLE=10000    idle WebSockets opened through each proxy
+#   BENCH_WS_ECHO=64       WebSockets doing echo round trips at once
+#   BENCH_PORT_BASE=19000  ports BASE+1 .. BASE+21
+#   BENCH_PIN=1            proxies on CPU 1, load generators and backends on CPU 0
+#   BENCH_SKIP_CHP=1       leave configurable-http-proxy out (no npm install)
+#   BENCH_KEEP=1           keep the temporary directory (configs, logs)
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+hubd_bin="${HUBD:-$repo_root/build/hubd/hubd}"
+duration="${BENCH_DURATION:-10s}"
+conns="${BENCH_CONNECTIONS:-64}"
+ws_idle="${BENCH_WS_IDLE:-10000}"
+ws_echo="${BENCH_WS_ECHO:-64}"
+base="${BENCH_PORT_BASE:-19000}"
+pin="${BENCH_PIN:-1}"
+ws_tool="$repo_root/bench/ws_tool.py"
+
+backend_port=$((base + 1))
+ws_port=$((base + 2))
+nginx_port=$((base + 3))
+hubd_port=$((base + 10))
+hubd_hub_port=$((base + 11))
+chp_port=$((base + 20))
+chp_api_port=$((base + 21))
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+
+for tool in nginx wrk curl python3 setsid; do
+    command -v "$tool" >/dev/null 2>&1 || die "$tool not found: run scripts/setup-debian.sh"
+done
+[[ -x "$hubd_bin" ]] || die "no hubd at $hubd_bin (build it, or set HUBD)"
+
+proxy_pin=()
+load_pin=()
+if [[ "$pin" == 1 ]] && (($(nproc) >= 2)) && command -v taskset >/dev/null; then
+    proxy_pin=(taskset -c 1)
+    load_pin=(taskset -c 0)
+else
+    log "not pinning CPUs (BENCH_PIN=$pin, $(nproc) CPUs)"
+fi
+
+# 10,000 WebSockets through a proxy are 20,000 fds in the proxy.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+(($(ulimit -n) >= 2 * ws_idle + 1000)) || log "ulimit -n is $(ulimit -n): idle WebSockets may fail beyond that"
+
+work=$(mktemp -d /tmp/hubd-proxy-bench.XXXXXX)
+chmod 0755 "$work" # nginx workers run as nobody and read the files
+pids=()
+cleanup() {
+    local pid
+    for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do
+        for _ in {1..50}; do
+            kill -0 -- "-$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL -- "-$pid" 2>/dev/null || true
+    done
+    if [[ "${BENCH_KEEP:-0}" == 1 ]]; then log "kept $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+for p in "$backend_port" "$ws_port" "$nginx_port" "$hubd_port" "$hubd_hub_port" "$chp_port" "$chp_api_port"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then die "port $p is in use (set BENCH_PORT_BASE)"; fi
+done
+
+# spawn NAME CPU-PIN... -- CMD...: in its own session (so cleanup gets all of it).
+spawn() {
+    local name=$1
+    shift
+    setsid "$@" >"$work/$name.log" 2>&1 </dev/null &
+    pids+=("$!")
+    eval "${name//-/_}_pid=$!"
+}
+
+wait_http() { # URL
+    local deadline=$((SECONDS + 30))
+    while ((SECONDS < deadline)); do
+        [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1")" == 200 ]] && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
+wait_port() { # PORT
+    local deadline=$((SECONDS + 30))
+    while ((SECONDS < deadline)); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
+# rss_kib PID: VmRSS summed over the process group of PID (nginx master +
+# worker, node + helpers), in KiB.
+rss_kib() { ps -o rss= -g "$1" 2>/dev/null | awk '{s += $1} END {print s + 0}'; }
+
+# --- backends --------------------------------------------------------------
+mkdir -p "$work/www/services/bench" "$work/www/services/ws" "$work/tmp"
+head -c 1024 /dev/zero | tr '\0' 'a' >"$work/www/services/bench/1k"
+head -c $((100 * 1024 * 1024)) /dev/zero >"$work/www/services/bench/100m"
+chmod -R a+rX "$work/www"
+
+nginx_common="worker_processes 1; daemon off; worker_rlimit_nofile 65536; pid PIDFILE;
+error_log $work/ERRLOG warn;
+events { worker_connections 30000; }"
+cat >"$work/backend.conf" <<EOF
+${nginx_common//PIDFILE/$work/backend.pid}
+http {
+    access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
+    client_body_temp_path $work/tmp/backend-body; proxy_temp_path $work/tmp/backend-proxy;
+    server { listen 127.0.0.1:$backend_port; root $work/www; }
+}
+EOF
+sed -i "s|ERRLOG|backend-error.log|" "$work/backend.conf"
+cat >"$work/proxy.conf" <<EOF
+${nginx_common//PIDFILE/$work/proxy.pid}
+http {
+    access_log off; keepalive_requests 1000000;
+    client_body_temp_path $work/tmp/proxy-body; proxy_temp_path $work/tmp/proxy-proxy;
+    upstream backend { server 127.0.0.1:$backend_port; keepalive 64; }
+    upstream ws { server 127.0.0.1:$ws_port; }
+    server {
+        listen 127.0.0.1:$nginx_port;
+        location /services/bench/ {
+            proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection "";
+            proxy_max_temp_file_size 0;
+        }
+        location /services/ws/ {
+            proxy_pass http://ws; proxy_http_version 1.1; proxy_read_timeout 3600s;
+            proxy_set_header Upgrade \$http_upgrade; proxy_set_header Connection "upgrade";
+        }
+    }
+}
+EOF
+sed -i "s|ERRLOG|proxy-error.log|" "$work/proxy.conf"
+
+spawn backend "${load_pin[@]}" nginx -c "$work/backend.conf" -e "$work/backend-error.log"
+spawn wsecho "${load_pin[@]}" python3 "$ws_tool" server "$ws_port"
+wait_http "http://127.0.0.1:$backend_port/services/bench/1k" || die "backend nginx did not start: $(cat "$work/backend.log")"
+wait_port "$ws_port" || die "WebSocket echo backend did not start"
+
+# --- proxies ---------------------------------------------------------------
+spawn nginx "${proxy_pin[@]}" nginx -c "$work/proxy.conf" -e "$work/proxy-error.log"
+wait_http "http://127.0.0.1:$nginx_port/services/bench/1k" || die "nginx proxy did not start"
+
+mkdir -p "$work/hubd"
+cat >"$work/hubd/config.py" <<EOF
+c.JupyterHub.authenticator_class = 'dummy'
+c.JupyterHub.services = [
+    {'name': 'bench', 'url': 'http://127.0.0.1:$backend_port'},
+    {'name': 'ws', 'url': 'http://127.0.0.1:$ws_port'},
+]
+EOF
+(cd "$work/hubd" && spawn hubd "${proxy_pin[@]}" "$hubd_bin" -f config.py \
+    "--JupyterHub.bind_url=http://127.0.0.1:$hubd_port" "--JupyterHub.hub_bind_url=http://127.0.0.1:$hubd_hub_port"
+    echo "$hubd_pid" >"$work/hubd.pid")
+hubd_pid=$(cat "$work/hubd.pid")
+pids+=("$hubd_pid")
+wait_http "http://127.0.0.1:$hubd_port/services/bench/1k" || die "hubd did not proxy: $(tail -5 "$work/hubd.log")"
+
+names=(direct nginx hubd)
+declare -A port=([direct]=$backend_port [nginx]=$nginx_port [hubd]=$hubd_port)
+declare -A wsport=([direct]=$ws_port [nginx]=$nginx_port [hubd]=$hubd_port)
+declare -A pid=([nginx]=$nginx_pid [hubd]=$hubd_pid)
+
+if [[ "${BENCH_SKIP_CHP:-0}" != 1 ]]; then
+    log "installing configurable-http-proxy@5 into $work/chp (npm)"
+    if timeout 300 npm install --prefix "$work/chp" --no-audit --no-fund --silent configurable-http-proxy@5 \
+        >"$work/npm.log" 2>&1; then
+        chp_bin="$work/chp/node_modules/configurable-http-proxy/bin/configurable-http-proxy"
+        chp_token=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+        CONFIGPROXY_AUTH_TOKEN=$chp_token spawn chp "${proxy_pin[@]}" node "$chp_bin" --ip 127.0.0.1 \
+            --port "$chp_port" --api-ip 127.0.0.1 --api-port "$chp_api_port" --log-level warn
+        wait_port "$chp_api_port" || die "configurable-http-proxy did not start: $(tail -5 "$work/chp.log")"
+        for route in bench:$backend_port ws:$ws_port; do
+            curl -sf -X POST -H "Authorization: token $chp_token" \
+                -d "{\"target\": \"http://127.0.0.1:${route#*:}\"}" \
+                "http://127.0.0.1:$chp_api_port/api/routes/services/${route%%:*}" >/dev/null ||
+                die "could not add a route to configurable-http-proxy"
+        done
+        wait_http "http://127.0.0.1:$chp_port/services/bench/1k" || die "configurable-http-proxy did not proxy"
+        names+=(chp)
+        port[chp]=$chp_port
+        wsport[chp]=$chp_port
+        pid[chp]=$chp_pid
+        chp_version=$(node -p "require('$work/chp/node_modules/configurable-http-proxy/package.json').version")
+    else
+        log "npm install failed (see below); configurable-http-proxy left out"
+        tail -5 "$work/npm.log" >&2
+    fi
+fi
+
+# --- measurements ----------------------------------------------------------
+declare -A rps p99 dl dlrss idle_rss ws_per ws_note echo_rate echo_p99
+
+to_ms() { # wrk latency "850.00us" / "1.23ms" / "2.00s" -> ms
+    awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /[0-9]s$/ && v !~ /ms$/) n *= 1000; printf "%.2f", n }'
+}
+
+for n in "${names[@]}"; do
+    url="http://127.0.0.1:${port[$n]}/services/bench/1k"
+    log "$n: wrk -t1 -c$conns -d$duration --latency $url"
+    "${load_pin[@]}" wrk -t1 -c"$conns" -d2s "$url" >/dev/null
+    out=$("${load_pin[@]}" wrk -t1 -c"$conns" -d"$duration" --latency "$url")
+    echo "$out" >"$work/wrk-$n.txt"
+    rps[$n]=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")
+    p99[$n]=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+    if grep -q "Non-2xx\|Socket errors" <<<"$out"; then rps[$n]="${rps[$n]} (errors)"; fi
+done
+
+for n in "${names[@]}"; do
+    url="http://127.0.0.1:${port[$n]}/services/bench/100m"
+    peak=0
+    if [[ -n "${pid[$n]:-}" ]]; then
+        (while :; do rss_kib "${pid[$n]}"; sleep 0.05; done) >"$work/rss-$n.txt" &
+        sampler=$!
+    fi
+    speed=$(timeout 120 "${load_pin[@]}" curl -s -o /dev/null -w '%{speed_download} %{size_download}' "$url")
+    if [[ -n "${pid[$n]:-}" ]]; then
+        kill "$sampler" 2>/dev/null || true
+        wait "$sampler" 2>/dev/null || true
+        peak=$(sort -n "$work/rss-$n.txt" | tail -1)
+        dlrss[$n]="$((peak / 1024)) MiB"
+    else
+        dlrss[$n]="–"
+    fi
+    read -r bps size <<<"$speed"
+    dl[$n]=$(awk -v b="$bps" 'BEGIN {printf "%.0f", b / 1048576}')
+    [[ "$size" == $((100 * 1024 * 1024)) ]] || dl[$n]="${dl[$n]} (short: $size B)"
+    log "$n: 100 MiB download at ${dl[$n]} MiB/s, peak proxy RSS ${dlrss[$n]}"
+done
+
+for n in "${names[@]}"; do
+    [[ -n "${pid[$n]:-}" ]] || continue
+    sleep 1
+    before=$(rss_kib "${pid[$n]}")
+    idle_rss[$n]="$((before / 1024)) MiB"
+    log "$n: opening $ws_idle idle WebSockets"
+    "${load_pin[@]}" timeout 300 python3 "$ws_tool" idle "${wsport[$n]}" /services/ws/socket "$ws_idle" 6 \
+        >"$work/idle-$n.txt" 2>&1 &
+    client=$!
+    deadline=$((SECONDS + 240))
+    while ((SECONDS < deadline)) && ! grep -q '^open' "$work/idle-$n.txt" && kill -0 "$client" 2>/dev/null; do
+        sleep 0.2
+    done
+    sleep 2 # let the proxy settle (buffers released, timers armed)
+    after=$(rss_kib "${pid[$n]}")
+    wait "$client" || true
+    opened=$(awk '/^open/ {print $2}' "$work/idle-$n.txt")
+    result=$(tail -1 "$work/idle-$n.txt")
+    if [[ -n "$opened" && "$opened" -gt 0 ]]; then
+        ws_per[$n]=$(awk -v a="$after" -v b="$before" -v n="$opened" 'BEGIN {printf "%.1f", (a - b) / n}')
+        alive=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["alive_after_hold"])' "$result" 2>/dev/null || echo "?")
+        ws_note[$n]="$opened open, $alive echo after 6 s"
+    else
+        ws_per[$n]="n/a"
+        ws_note[$n]="failed: $(head -c 200 "$work/idle-$n.txt")"
+    fi
+    log "$n: ${ws_per[$n]} KiB per idle WebSocket (${ws_note[$n]})"
+done
+
+for n in "${names[@]}"; do
+    log "$n: WebSocket echo, $ws_echo connections, 10 s"
+    result=$("${load_pin[@]}" timeout 60 python3 "$ws_tool" echo "${wsport[$n]}" /services/ws/echo "$ws_echo" 10 || echo '{}')
+    echo_rate[$n]=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get("msgs_per_s","n/a"))' "$result")
+    echo_p99[$n]=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get("p99_ms","n/a"))' "$result")
+done
+
+# --- table -----------------------------------------------------------------
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f×", a / b; else print "–" }'; }
+has_chp=0
+[[ -n "${pid[chp]:-}" ]] && has_chp=1
+
+header="| | direct | nginx 1.22 (proxy) | hubd |"
+sep="|---|---:|---:|---:|"
+if ((has_chp)); then header+=" CHP $chp_version |"; sep+="---:|"; fi
+header+=" hubd vs nginx |"
+sep+="---:|"
+if ((has_chp)); then header+=" hubd vs CHP |"; sep+="---:|"; fi
+
+row() { # LABEL ASSOC HIGHER_IS_BETTER(1/0)
+    local label=$1 better=$3
+    local -n arr=$2
+    local line="| $label | ${arr[direct]:-–} | ${arr[nginx]:-–} | ${arr[hubd]:-–} |"
+    ((has_chp)) && line+=" ${arr[chp]:-–} |"
+    local h=${arr[hubd]:-0} x=${arr[nginx]:-0} c=${arr[chp]:-0}
+    h=${h%% *}; x=${x%% *}; c=${c%% *}
+    if ((better)); then line+=" $(ratio "$h" "$x") |"; else line+=" $(ratio "$x" "$h") |"; fi
+    if ((has_chp)); then
+        if ((better)); then line+=" $(ratio "$h" "$c") |"; else line+=" $(ratio "$c" "$h") |"; fi
+    fi
+    echo "$line"
+}
+
+echo
+echo "Proxy benchmark, $(date -u +%Y-%m-%d), $(nproc) CPUs ($(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//')),"
+echo "wrk -t1 -c$conns -d$duration --latency; proxies pinned to CPU 1, load and backends to CPU 0 (BENCH_PIN=$pin)."
+echo "Ratios: above 1× means hubd is better."
+echo
+echo "$header"
+echo "$sep"
+row "requests/s, 1 KiB file" rps 1
+row "p99 latency, ms" p99 0
+row "100 MiB download, MiB/s" dl 1
+row "proxy RSS during download" dlrss 0
+row "proxy RSS before WebSockets" idle_rss 0
+row "RSS per idle WebSocket, KiB ($ws_idle)" ws_per 0
+row "WebSocket echo, msgs/s ($ws_echo conns)" echo_rate 1
+row "WebSocket echo p99, ms" echo_p99 0
+echo
+for n in "${names[@]}"; do [[ -n "${ws_note[$n]:-}" ]] && echo "- $n idle WebSockets: ${ws_note[$n]}"; done
+true
