@@ -116,6 +116,8 @@ public:
             }
             if (seg[2] == "activity" && seg.size() == 3)
                 return m == "POST" ? activity(name) : methodNotAllowed();
+            if (seg[2] == "server" && seg.size() == 4 && seg[3] == "log")
+                return m == "GET" ? serverLog(name) : methodNotAllowed();
             if (seg[2] == "server" && seg.size() == 3) {
                 if (m == "POST") return startServer(name);
                 if (m == "DELETE") return stopServer(name);
@@ -821,6 +823,31 @@ private:
             if (*answered) return;
             *answered = true;
             reply->json(202, {});
+        });
+    }
+
+    // hubd extension: the last lines of the server's log, read by the helper
+    // as the user. Plain text: it is the server's untrusted output.
+    void serverLog(const std::string& name) {
+        if (!require({"read:servers"}, userResource(name))) return;
+        const auto* u = hub_.findUser(name);
+        if (!u) return c_.error(404, "No such user " + hub::safe(name, 100));
+        int64_t lines = 200;
+        if (auto v = c_.request.queryParam("lines")) {
+            auto n = parseNonNegative(*v);
+            if (!n || *n < 1 || *n > 1000) return c_.error(400, "lines must be an integer from 1 to 1000");
+            lines = *n;
+        }
+        auto reply = std::make_shared<Call>(std::move(c_));
+        hub_.servers().readLog(*u, static_cast<uint32_t>(lines), [reply](std::string text, std::string error) {
+            if (!error.empty()) return reply->error(409, error);
+            Response r;
+            r.body = std::move(text);
+            r.set("Content-Type", "text/plain; charset=utf-8");
+            r.set("X-Content-Type-Options", "nosniff");
+            r.set("Content-Security-Policy", "default-src 'none'; sandbox");
+            r.set("X-JupyterHub-Version", "3.0.0");
+            reply->send(std::move(r));
         });
     }
 

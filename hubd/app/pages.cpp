@@ -154,6 +154,7 @@ void Hub::Pages::handle(std::string_view path, Request& request, Responder respo
     if (path.substr(0, 15) == "/spawn-pending/" && get)
         return spawnPending(path.substr(15), request, std::move(responder));
     if (path == "/stop" && m == "POST") return stopServer(request, std::move(responder));
+    if (path == "/server-log" && get) return serverLog(request, std::move(responder));
     notFound(request, std::move(responder));
 }
 
@@ -306,9 +307,9 @@ void Hub::Pages::home(Request& request, Responder responder) {
             "<p id=\"server-status\">Your server is <strong>running</strong>.</p>\n"
             "<p><a id=\"open\" href=\"{}\">Open my server</a></p>\n"
             "<form method=\"post\" action=\"{}stop\"><button type=\"submit\" id=\"stop\">Stop my "
-            "server</button>"
-            "</form>\n",
-            where, prefix);
+            "server</button></form>\n"
+            "<p><a id=\"log\" href=\"{}server-log\">View my server's log</a></p>\n",
+            where, prefix, prefix);
     } else if (s && s->phase == ServerState::Phase::Spawning) {
         body += fmt::format(
             "<p id=\"server-status\">Your server is <strong>starting</strong>. "
@@ -374,6 +375,21 @@ void Hub::Pages::spawnPending(std::string_view name, Request& request, Responder
                       user);
     r.set("Refresh", "1");
     responder.send(std::move(r));
+}
+
+void Hub::Pages::serverLog(Request& request, Responder responder) {
+    const hub::UserRecord* user = hub_.cookieUser(request);
+    if (!user) return responder.send(redirect(302, hub_.hubPrefix() + "login?next=" + urlEncode(request.rawPath)));
+    auto shared = std::make_shared<Responder>(std::move(responder));
+    Hub* hub = &hub_;
+    std::string name = user->name;
+    hub_.servers().readLog(*user, 200, [shared, hub, name](std::string text, std::string error) {
+        const hub::UserRecord* u = hub->findUser(name);
+        std::string body = "<h1>Your server's log</h1>\n";
+        if (!error.empty()) body += "<p class=\"error\">" + htmlEscape(error) + "</p>";
+        else body += "<pre id=\"server-log\">" + htmlEscape(hub::safe(text, 64 * 1024)) + "</pre>";
+        shared->send(renderHubPage(*hub, 200, "Server log", body, u));
+    });
 }
 
 void Hub::Pages::stopServer(Request& request, Responder responder) {

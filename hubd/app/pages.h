@@ -22,6 +22,7 @@ private:
     void spawn(hubd::http::Request& request, hubd::http::Responder responder);
     void spawnPending(std::string_view name, hubd::http::Request& request, hubd::http::Responder responder);
     void stopServer(hubd::http::Request& request, hubd::http::Responder responder);
+    void serverLog(hubd::http::Request& request, hubd::http::Responder responder);
     std::string serverProblem(const ServerState* s) const;
     void userNotRunning(std::string_view user, hubd::http::Request& request, hubd::http::Responder responder);
     std::string nextUrl(const hubd::http::Request& request, const hub::UserRecord* user) const;

@@ -189,6 +189,16 @@ def test_spawn_as_alice(hub, alice):
     check(status == 403, "the server's token cannot list users")
     status, headers, body = c.get("/hub/home")
     check(b"running" in body and b'id="stop"' in body, "the home page shows the running server with a Stop button")
+    status, headers, body = hub.client().get(f"/hub/api/users/{alice.name}/server/log?lines=50",
+                                             headers={"Authorization": f"token {SERVICE_TOKEN}"})
+    check(status == 200 and f"stand-in server for {alice.name}".encode() in body
+          and headers.get("content-type", "").startswith("text/plain"),
+          "an admin reads alice's server log through the API (read by the helper as alice)")
+    status, _, _ = hub.client().get(f"/hub/api/users/{alice.name}/server/log",
+                                    headers={"Authorization": f"token {token}"})
+    check(status == 403, "the server's own token cannot read the log")
+    status, _, body = c.get("/hub/server-log")
+    check(status == 200 and f"stand-in server for {alice.name}".encode() in body, "alice sees her log on a hub page")
 
     # Restart: kill -9, start again, the same process is reattached.
     pid = dump["pid"]
