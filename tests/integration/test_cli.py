@@ -103,6 +103,27 @@ def test_guide_start_command_and_overrides():
         check("Loading configuration from ./jupyterhub_config.py" in hub.log_text(), "the log says which file was read")
 
 
+def test_database_is_authoritative():
+    # Seed semantics: users from allowed_users are added; removing a name from
+    # the config does not remove the user, and hubd says so at start.
+    token = secrets.token_hex(32)
+    svc = f"c.JupyterHub.services = [{{'name': 'ops', 'api_token': '{token}', 'admin': True}}]\n"
+    hub = hubtest.Hub(config=svc + "c.JupyterHub.authenticator_class = 'dummy'\n"
+                                   "c.Authenticator.allowed_users = {'ann', 'ben'}\n")
+    with hub:
+        status, body, _ = hub.client().json("GET", "/hub/api/users", headers={"Authorization": f"token {token}"})
+        check(sorted(u["name"] for u in body) == ["ann", "ben"], "allowed_users are added at start")
+        hub.stop()
+        hub.write_file("config.py", svc + "c.JupyterHub.authenticator_class = 'dummy'\n"
+                                          "c.Authenticator.allowed_users = {'ann'}\n", 0o644)
+        hub.start()
+        status, body, _ = hub.client().json("GET", "/hub/api/users", headers={"Authorization": f"token {token}"})
+        check(sorted(u["name"] for u in body) == ["ann", "ben"], "removing ben from the config keeps him in the database")
+        warning = [l for l in hub.log_text().splitlines() if "not in Authenticator.allowed_users" in l]
+        check(warning and "ben" in warning[-1] and "ann" not in warning[-1].split(":")[-1],
+              f"a warning at start names the users the config no longer allows: {warning[-1:]}")
+
+
 def test_sudoers_command():
     import shutil
     for args in (["--users", "zoe,wash"], ["--group", "jupyterhub"]):
@@ -128,4 +149,5 @@ def test_sudoers_command():
 if __name__ == "__main__":
     hubtest.require_hubd()
     hubtest.main([test_version_and_help, test_seed_snippets_load, test_import_refused, test_typo_warns,
-                  test_guide_start_command_and_overrides, test_sudoers_command])
+                  test_guide_start_command_and_overrides, test_database_is_authoritative,
+                  test_sudoers_command])
