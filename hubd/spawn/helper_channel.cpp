@@ -192,8 +192,9 @@ void HelperChannel::onReadable() {
         if (n < 0 && errno == EAGAIN) return;
         // EOF: sudo or the helper ended the conversation.
         onStderr();
-        std::string tail = stderr_;
-        while (!tail.empty() && (tail.back() == '\n' || tail.back() == '\r')) tail.pop_back();
+        // sudo and the helper put the cause on the first line.
+        std::string tail = stderr_.substr(0, stderr_.find('\n'));
+        while (!tail.empty() && (tail.back() == '\r' || tail.back() == ' ')) tail.pop_back();
         return close(tail.empty() ? std::string("the helper ended the conversation") : hub::safe(tail, 500));
     }
 }

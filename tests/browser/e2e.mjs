@@ -1,0 +1,308 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// Issue 4's acceptance test in a real browser: Debian's /usr/bin/chromium,
+// driven by playwright-core, goes through hubd the way a person would.
+//
+//   1. USER logs in on the hub's login page and lands on /hub/home
+//   2. "Start my server"; the pending page reloads itself until the notebook
+//      tree under /user/USER/tree loads (hubd's proxy + OAuth)
+//   3. New -> Python 3 notebook (a popup tab); the first cell runs
+//      `import os; print(os.getuid(), os.getcwd())` and must print
+//      "EXPECT_UID EXPECT_HOME": the kernel's WebSocket works through the proxy
+//   4. DENIED_USER (another browser context) opening /user/USER/tree ends on
+//      a hub 403 page, not the notebook
+//   5. back on /hub/home, "Stop my server"; the page says "not running"
+//
+// Environment: HUB_URL, USER, PASSWORD, EXPECT_UID, EXPECT_HOME, ARTIFACTS
+// (screenshots go there), optional DENIED_USER/DENIED_PASSWORD (step 4),
+// CHROMIUM (default /usr/bin/chromium), E2E_TIMEOUT_MS (default 240000).
+// Prints "e2e: ok <step>" per step and "e2e: PASS" at the end; exit 0 on
+// success, 1 on any failure (with failure.png, the page URL, console errors,
+// failed requests and WebSocket events printed).
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const env = (name, dflt) => {
+  const v = process.env[name] ?? dflt;
+  if (v === undefined || v === '') {
+    console.error(`e2e: missing environment variable ${name}`);
+    process.exit(2);
+  }
+  return v;
+};
+
+const HUB_URL = env('HUB_URL').replace(/\/+$/, '');
+const USER = env('USER');
+const PASSWORD = env('PASSWORD');
+const EXPECT_UID = env('EXPECT_UID');
+const EXPECT_HOME = env('EXPECT_HOME');
+const ARTIFACTS = env('ARTIFACTS');
+const DENIED_USER = process.env.DENIED_USER || '';
+const DENIED_PASSWORD = process.env.DENIED_PASSWORD || '';
+const CHROMIUM = env('CHROMIUM', '/usr/bin/chromium');
+const OVERALL_MS = Number(env('E2E_TIMEOUT_MS', '240000'));
+
+const USER_PREFIX = `/user/${encodeURIComponent(USER)}/`;
+const t0 = Date.now();
+const elapsed = () => `${((Date.now() - t0) / 1000).toFixed(1)}s`;
+const log = (msg) => console.log(`e2e [${elapsed()}] ${msg}`);
+
+fs.mkdirSync(ARTIFACTS, { recursive: true });
+
+// Everything the browser tells us, printed on failure (and summarized on success).
+const events = [];
+const record = (who, msg) => {
+  events.push(`[${elapsed()}] ${who}: ${msg}`);
+  if (events.length > 400) events.shift();
+};
+const watch = (page, who) => {
+  page.on('console', (m) => {
+    if (m.type() === 'error' || m.type() === 'warning') record(who, `console.${m.type()}: ${m.text()} (${m.location()?.url || 'no url'})`);
+  });
+  page.on('pageerror', (e) => record(who, `page error: ${e.message}`));
+  page.on('requestfailed', (r) => record(who, `request failed: ${r.method()} ${r.url()} (${r.failure()?.errorText})`));
+  page.on('response', (r) => {
+    if (r.status() >= 400) record(who, `HTTP ${r.status()} ${r.request().method()} ${r.url()}`);
+  });
+  page.on('websocket', (ws) => {
+    let sent = 0;
+    let received = 0;
+    record(who, `websocket open ${ws.url()}`);
+    ws.on('framesent', () => sent++);
+    ws.on('framereceived', () => received++);
+    ws.on('socketerror', (e) => record(who, `websocket error ${ws.url()}: ${e}`));
+    ws.on('close', () => record(who, `websocket closed ${ws.url()} (${sent} frames sent, ${received} received)`));
+  });
+};
+
+let browser;
+let current; // the page a failure screenshot should show
+let step = 'start-up';
+
+const shot = async (page, name) => {
+  await page.screenshot({ path: path.join(ARTIFACTS, name), fullPage: true });
+  log(`screenshot ${name}`);
+};
+
+const ok = (msg) => log(`ok ${msg}`);
+const fail = (msg) => {
+  throw new Error(msg);
+};
+
+const fail_report = async (err) => {
+  console.log(`e2e: FAIL in step "${step}": ${err && err.stack ? err.stack : err}`);
+  if (current) {
+    try {
+      console.log(`e2e: page URL at failure: ${current.url()}`);
+      await current.screenshot({ path: path.join(ARTIFACTS, 'failure.png'), fullPage: true, timeout: 10000 });
+      console.log(`e2e: failure screenshot ${path.join(ARTIFACTS, 'failure.png')}`);
+      const text = await current.evaluate(() => document.body ? document.body.innerText : '').catch(() => '');
+      console.log(`e2e: page text at failure:\n${String(text).slice(0, 2000)}`);
+    } catch (e) {
+      console.log(`e2e: could not capture the failing page: ${e.message}`);
+    }
+  }
+  console.log(`e2e: browser events (console errors, HTTP >= 400, failed requests, WebSockets):`);
+  for (const e of events) console.log(`  ${e}`);
+};
+
+const watchdog = setTimeout(async () => {
+  await fail_report(new Error(`overall time limit of ${OVERALL_MS / 1000} s exceeded`));
+  try { await browser?.close(); } catch {}
+  process.exit(1);
+}, OVERALL_MS);
+
+const login = async (page, user, password) => {
+  const resp = await page.goto(HUB_URL + '/');
+  if (!resp) fail(`no response for ${HUB_URL}/`);
+  await page.waitForSelector('input[name="username"]', { timeout: 30000 });
+  if (!new URL(page.url()).pathname.startsWith('/hub/login'))
+    fail(`${HUB_URL}/ did not lead to the login page but to ${page.url()}`);
+  await page.fill('input[name="username"]', user);
+  await page.fill('input[name="password"]', password);
+  return resp;
+};
+
+// After login the browser lands on the home page: /hub/home, or /hub/ (the
+// login's ?next= when the visit began at HUB_URL), which hubd answers with the
+// same home page.
+const HOME_PATHS = ['/hub/home', '/hub/'];
+const submitLogin = async (page) => {
+  await Promise.all([
+    page.waitForURL((u) => !u.pathname.startsWith('/hub/login'), { timeout: 30000 }),
+    page.click('#login_submit'),
+  ]);
+  const where = new URL(page.url()).pathname;
+  if (!HOME_PATHS.includes(where)) fail(`login led to ${page.url()}, not the home page`);
+  const h1 = ((await page.textContent('h1')) || '').trim();
+  if (h1 !== 'Your server') fail(`the page after login (${page.url()}) is not the home page: <h1>${h1}</h1>`);
+};
+
+const serverStatus = async (page) =>
+  ((await page.locator('#server-status').textContent({ timeout: 10000 })) || '').trim();
+
+try {
+  step = 'launch chromium';
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync',
+      '--disable-features=Translate,OptimizationHints,MediaRouter'],
+  });
+  log(`chromium ${browser.version()}, hub ${HUB_URL}, user ${USER}`);
+  const alice = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  alice.setDefaultTimeout(30000);
+  alice.setDefaultNavigationTimeout(60000);
+  const page = await alice.newPage();
+  current = page;
+  watch(page, USER);
+
+  // 1. login page -> home
+  step = '1 login';
+  await login(page, USER, PASSWORD);
+  await shot(page, '01-login.png');
+  await submitLogin(page);
+  const home = (await page.textContent('body')) || '';
+  if (!home.includes(USER)) fail(`/hub/home does not name ${USER}`);
+  const status0 = await serverStatus(page);
+  if (!status0.includes('not running')) fail(`server status before start: "${status0}"`);
+  await page.waitForSelector('#start');
+  await shot(page, '02-home.png');
+  ok(`logged in as ${USER}, on ${page.url()} ("${status0}")`);
+
+  // 2. start -> pending page (reloads itself) -> notebook tree
+  step = '2 start server';
+  await Promise.all([
+    page.waitForURL((u) => u.pathname.startsWith('/hub/spawn-pending/') || u.pathname.startsWith(USER_PREFIX),
+      { timeout: 30000 }),
+    page.click('#start'),
+  ]);
+  if (new URL(page.url()).pathname.startsWith('/hub/spawn-pending/')) {
+    await page.waitForSelector('h1');
+    await shot(page, '03-pending.png');
+    ok(`pending page ${page.url()}: "${(await page.textContent('h1')).trim()}"`);
+  } else {
+    fail(`the start button went straight to ${page.url()}, not the pending page`);
+  }
+  step = '2 wait for the notebook tree';
+  await page.waitForURL((u) => u.pathname === `${USER_PREFIX}tree` || u.pathname === `${USER_PREFIX}tree/`,
+    { timeout: 120000 });
+  await page.waitForSelector('#new-dropdown-button', { state: 'visible', timeout: 60000 });
+  await page.waitForSelector('#notebook_list', { state: 'visible' });
+  // The kernel list fills the New menu asynchronously.
+  await page.waitForSelector('#new-menu li[id^="kernel-"]', { state: 'attached', timeout: 30000 });
+  await shot(page, '04-tree.png');
+  ok(`notebook tree at ${page.url()} (title "${await page.title()}")`);
+
+  // 3. New -> Python 3 notebook, in a popup
+  step = '3 new notebook';
+  await page.click('#new-dropdown-button');
+  const item = page.locator('#new-menu li#kernel-python3 > a');
+  await item.waitFor({ state: 'visible' });
+  const itemText = ((await item.textContent()) || '').trim();
+  const [nb] = await Promise.all([alice.waitForEvent('page', { timeout: 30000 }), item.click()]);
+  current = nb;
+  watch(nb, `${USER} notebook`);
+  await nb.waitForURL((u) => u.pathname.startsWith(`${USER_PREFIX}notebooks/`) && u.pathname.endsWith('.ipynb'),
+    { timeout: 60000 });
+  ok(`"${itemText}" opened ${nb.url()}`);
+  step = '3 kernel connects';
+  await nb.waitForFunction(
+    () => window.Jupyter && Jupyter.notebook && Jupyter.notebook.kernel &&
+      Jupyter.notebook.kernel.is_connected() && Jupyter.notebook.kernel_busy === false &&
+      document.querySelector('#kernel_indicator_icon.kernel_idle_icon') !== null,
+    null, { timeout: 90000, polling: 250 });
+  const kernelName = await nb.evaluate(() => Jupyter.notebook.kernel.name);
+  ok(`kernel ${kernelName} connected and idle`);
+
+  step = '3 run the first cell';
+  const code = 'import os; print(os.getuid(), os.getcwd())';
+  await nb.click('#notebook-container .cell.code_cell .CodeMirror');
+  await nb.keyboard.type(code);
+  const typed = await nb.evaluate(() => Jupyter.notebook.get_cell(0).get_text());
+  if (typed !== code) fail(`the first cell holds ${JSON.stringify(typed)}, not ${JSON.stringify(code)}`);
+  await nb.keyboard.press('Shift+Enter');
+  const out = nb.locator('#notebook-container .cell.code_cell').first().locator('.output_subarea');
+  await out.first().waitFor({ state: 'visible', timeout: 60000 });
+  // Wait for the execution to finish (the prompt gets its number).
+  await nb.waitForFunction(() => {
+    const p = document.querySelector('#notebook-container .cell.code_cell .input_prompt');
+    return p && /\[\d+\]/.test(p.textContent);
+  }, null, { timeout: 60000, polling: 250 });
+  const output = ((await out.allInnerTexts()).join('\n')).trim();
+  const expected = `${EXPECT_UID} ${EXPECT_HOME}`;
+  await shot(nb, '05-notebook-output.png');
+  if (output !== expected) fail(`cell output is ${JSON.stringify(output)}, expected ${JSON.stringify(expected)}`);
+  ok(`cell output "${output}" (uid and home of ${USER}): the kernel WebSocket works through the proxy`);
+  const sockets = events.filter((e) => e.includes('websocket open') && e.includes('/channels'));
+  log(`kernel WebSockets seen: ${sockets.length ? sockets.join('; ') : 'none'}`);
+  if (!sockets.length) fail('no kernel channels WebSocket was opened');
+
+  // 4. another user may not reach this server (while it runs)
+  if (DENIED_USER) {
+    step = '4 other user is denied';
+    const bobCtx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    bobCtx.setDefaultTimeout(30000);
+    const bob = await bobCtx.newPage();
+    current = bob;
+    watch(bob, DENIED_USER);
+    await login(bob, DENIED_USER, DENIED_PASSWORD);
+    await submitLogin(bob);
+    ok(`${DENIED_USER} logged in (${bob.url()})`);
+    const resp = await bob.goto(`${HUB_URL}${USER_PREFIX}tree`);
+    const finalPath = new URL(bob.url()).pathname;
+    const body = (await bob.textContent('body')) || '';
+    await shot(bob, '07-bob-denied.png');
+    if (!resp) fail(`no response for ${USER_PREFIX}tree`);
+    const chain = [];
+    for (let r = resp.request(); r; r = r.redirectedFrom()) chain.unshift(new URL(r.url()).pathname);
+    log(`${DENIED_USER}'s way: ${chain.join(' -> ')} (status ${resp.status()})`);
+    if (resp.status() !== 403) fail(`${DENIED_USER} got status ${resp.status()} at ${bob.url()}, not 403`);
+    if (!finalPath.startsWith('/hub/')) fail(`${DENIED_USER} ended on ${bob.url()}, not a hub page`);
+    if (body.includes('Select or create a notebook') || (await bob.$('#notebook_list')))
+      fail(`${DENIED_USER} sees ${USER}'s notebook tree`);
+    ok(`${DENIED_USER} gets a hub 403 page at ${bob.url()}`);
+    await bobCtx.close();
+    current = nb;
+  }
+
+  // 5. stop the server from the home page
+  step = '5 stop server';
+  await nb.close();
+  current = page;
+  await page.goto(`${HUB_URL}/hub/home`);
+  const status1 = await serverStatus(page);
+  if (!status1.includes('running') || status1.includes('not running'))
+    fail(`home page before stopping says "${status1}"`);
+  // POST /hub/stop answers once the server has stopped (10 s at most) with a
+  // redirect back to /hub/home: wait for that new document.
+  const reloaded = page.waitForEvent('load', { timeout: 30000 });
+  await page.click('#stop');
+  await reloaded;
+  if (new URL(page.url()).pathname !== '/hub/home') fail(`"Stop my server" led to ${page.url()}, not /hub/home`);
+  const deadline = Date.now() + 60000;
+  let status2 = await serverStatus(page);
+  while (!status2.includes('not running')) {
+    if (Date.now() > deadline) fail(`home page still says "${status2}" 60 s after stopping`);
+    await page.waitForTimeout(1000);
+    await page.reload();
+    status2 = await serverStatus(page);
+  }
+  await page.waitForSelector('#start');
+  await shot(page, '06-stopped.png');
+  ok(`home page says "${status2}"`);
+
+  const bad = events.filter((e) => e.includes('page error') || e.includes('websocket error'));
+  if (bad.length) log(`note: ${bad.length} page/WebSocket error(s) seen:\n  ${bad.join('\n  ')}`);
+  log(`browser events:\n  ${events.join('\n  ') || '(none)'}`);
+  await browser.close();
+  clearTimeout(watchdog);
+  console.log('e2e: PASS');
+  process.exit(0);
+} catch (err) {
+  clearTimeout(watchdog);
+  await fail_report(err);
+  try { await browser?.close(); } catch {}
+  process.exit(1);
+}
