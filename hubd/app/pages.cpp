@@ -39,6 +39,14 @@ button.link { background: none; color: inherit; text-decoration: underline; padd
 :focus-visible { outline: 3px solid var(--accent); outline-offset: 2px; }
 )css";
 
+constexpr std::string_view kLogo =
+    R"svg(<svg xmlns="http://www.w3.org/2000/svg" width="120" height="32" viewBox="0 0 120 32">)svg"
+    R"svg(<rect width="32" height="32" rx="6" fill="#d2691e"/>)svg"
+    R"svg(<text x="16" y="22" font-family="sans-serif" font-size="16" font-weight="700" fill="#fff" )svg"
+    R"svg(text-anchor="middle">h</text>)svg"
+    R"svg(<text x="40" y="22" font-family="sans-serif" font-size="18" font-weight="700" fill="#d2691e">hubd</text>)svg"
+    R"svg(</svg>)svg";
+
 void addPageHeaders(Response& r) {
     r.set("Content-Type", "text/html; charset=utf-8");
     r.set("Content-Security-Policy",
@@ -137,6 +145,16 @@ void Hub::Pages::handle(std::string_view path, Request& request, Responder respo
         r.set("Content-Type", "text/css; charset=utf-8");
         r.set("Cache-Control", "max-age=3600");
         r.set("X-Content-Type-Options", "nosniff");
+        return responder.send(std::move(r));
+    }
+    if ((path == "/logo" || path == "/favicon.ico") && get) {
+        // JupyterHub serves /hub/logo; single-user pages embed it.
+        Response r;
+        r.body = std::string(kLogo);
+        r.set("Content-Type", "image/svg+xml");
+        r.set("Cache-Control", "max-age=86400");
+        r.set("X-Content-Type-Options", "nosniff");
+        r.set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'");
         return responder.send(std::move(r));
     }
     if (path == "/health" && get) return responder.send(jsonResponse(200, {}));

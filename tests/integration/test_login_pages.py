@@ -45,6 +45,9 @@ def test_redirects_and_headers(hub):
           "inputs have labels")
     status, headers, _ = c.get("/hub/static/hubd.css")
     check(status == 200 and headers["content-type"].startswith("text/css"), "the stylesheet is served")
+    status, headers, body = c.get("/hub/logo")
+    check(status == 200 and headers["content-type"] == "image/svg+xml" and body.startswith(b"<svg"),
+          "/hub/logo is served (notebook pages embed it)")
     status, headers, body = c.get("/hub/nowhere")
     check(status == 404 and b"Not found" in body, "unknown hub page -> 404 page")
 
