@@ -2,6 +2,8 @@
 // JSON parsing and writing for the REST API.
 #include "app/json.h"
 
+#include "hubcore/utf8.h"
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -143,24 +145,6 @@ private:
         return Json::number(d);
     }
 
-    static void appendUtf8(std::string& out, uint32_t cp) {
-        if (cp < 0x80) {
-            out += static_cast<char>(cp);
-        } else if (cp < 0x800) {
-            out += static_cast<char>(0xC0 | (cp >> 6));
-            out += static_cast<char>(0x80 | (cp & 0x3F));
-        } else if (cp < 0x10000) {
-            out += static_cast<char>(0xE0 | (cp >> 12));
-            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-            out += static_cast<char>(0x80 | (cp & 0x3F));
-        } else {
-            out += static_cast<char>(0xF0 | (cp >> 18));
-            out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-            out += static_cast<char>(0x80 | (cp & 0x3F));
-        }
-    }
-
     std::optional<uint32_t> hex4() {
         if (pos_ + 4 > s_.size()) return std::nullopt;
         uint32_t v = 0;
@@ -177,31 +161,6 @@ private:
                 return std::nullopt;
         }
         return v;
-    }
-
-    // Length of a valid UTF-8 sequence starting at pos_, 0 if invalid.
-    size_t utf8Length() const {
-        auto b = [&](size_t i) { return static_cast<unsigned char>(s_[pos_ + i]); };
-        unsigned char c = b(0);
-        size_t n;
-        uint32_t cp;
-        if (c < 0x80) return 1;
-        if ((c & 0xE0) == 0xC0)
-            n = 2, cp = c & 0x1F;
-        else if ((c & 0xF0) == 0xE0)
-            n = 3, cp = c & 0x0F;
-        else if ((c & 0xF8) == 0xF0)
-            n = 4, cp = c & 0x07;
-        else
-            return 0;
-        if (pos_ + n > s_.size()) return 0;
-        for (size_t i = 1; i < n; ++i) {
-            if ((b(i) & 0xC0) != 0x80) return 0;
-            cp = (cp << 6) | (b(i) & 0x3F);
-        }
-        static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-        if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-        return n;
     }
 
     std::optional<std::string> parseString() {
@@ -272,7 +231,7 @@ private:
                             fail("unpaired surrogate");
                             return std::nullopt;
                         }
-                        appendUtf8(out, code);
+                        hub::appendUtf8(out, code);
                         break;
                     }
                     default:
@@ -281,7 +240,7 @@ private:
                 }
                 continue;
             }
-            size_t n = utf8Length();
+            size_t n = hub::utf8SequenceLength(s_, pos_);
             if (n == 0) {
                 fail("invalid UTF-8 in string");
                 return std::nullopt;

@@ -2,6 +2,7 @@
 // The state database: SQLite3 behind RAII handles and a per-Store prepared-statement cache.
 
 #include "hubcore/store.h"
+#include "hubcore/utf8.h"
 
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -90,24 +91,6 @@ std::string encodeList(const std::vector<std::string>& items) {
     }
     out += ']';
     return out;
-}
-
-void appendUtf8(std::string& out, uint32_t cp) {
-    if (cp < 0x80) {
-        out += char(cp);
-    } else if (cp < 0x800) {
-        out += char(0xc0 | (cp >> 6));
-        out += char(0x80 | (cp & 0x3f));
-    } else if (cp < 0x10000) {
-        out += char(0xe0 | (cp >> 12));
-        out += char(0x80 | ((cp >> 6) & 0x3f));
-        out += char(0x80 | (cp & 0x3f));
-    } else {
-        out += char(0xf0 | (cp >> 18));
-        out += char(0x80 | ((cp >> 12) & 0x3f));
-        out += char(0x80 | ((cp >> 6) & 0x3f));
-        out += char(0x80 | (cp & 0x3f));
-    }
 }
 
 class ListParser {

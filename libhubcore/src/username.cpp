@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
 // Username normalisation (trim, lowercase) and validation for URLs, paths, logs and sudo.
 #include "hubcore/username.h"
+#include "hubcore/utf8.h"
 
 #include <fmt/format.h>
 #include <locale.h>
@@ -44,24 +45,6 @@ char32_t decodeUtf8(std::string_view s, size_t& i) {
     if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return kInvalid;
     i += len;
     return cp;
-}
-
-void appendUtf8(std::string& out, char32_t cp) {
-    if (cp < 0x80) {
-        out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-        out += static_cast<char>(0xC0 | cp >> 6);
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        out += static_cast<char>(0xE0 | cp >> 12);
-        out += static_cast<char>(0x80 | (cp >> 6 & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-        out += static_cast<char>(0xF0 | cp >> 18);
-        out += static_cast<char>(0x80 | (cp >> 12 & 0x3F));
-        out += static_cast<char>(0x80 | (cp >> 6 & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
 }
 
 // towlower() follows LC_CTYPE, which is "C" (ASCII only) in a daemon; an

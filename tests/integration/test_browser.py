@@ -18,48 +18,18 @@ it; missing is a failure, not a skip: CI installs it).
 import glob
 import os
 import pwd
-import re
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
-import time
 
 import hubtest
 from hubtest import check
 
-ROOT = hubtest.ROOT
-USERS = ("hubd", "demo-alice", "demo-bob")
-DEMO_USERS = ("demo-alice", "demo-bob")
-STATE = "/var/lib/hubd-demo"
-LOG = os.path.join(STATE, "hubd.log")
-HELPER = "/usr/local/bin/sudospawner"
-POLICY = "/usr/local/etc/hubd/sudospawner.conf"
-SUDOERS = "/etc/sudoers.d/hubd-demo"
+from demotest import ALICE_SERVER_LOG, LOG, ROOT, read, running_demo, tail
+
 BROWSER_DIR = os.path.join(ROOT, "tests", "browser")
 CHROMIUM = os.environ.get("HUBD_TEST_CHROMIUM", "/usr/bin/chromium")
 NODE_TIMEOUT = 300  # e2e.mjs limits itself to 240 s
-
-
-def existed(name):
-    try:
-        pwd.getpwnam(name)
-        return True
-    except KeyError:
-        return False
-
-
-def read(path):
-    try:
-        with open(path, errors="replace") as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
-def tail(path, lines=40):
-    return "\n".join(read(path).splitlines()[-lines:])
 
 
 def artifacts_dir():
@@ -74,32 +44,6 @@ def artifacts_dir():
     return tempfile.mkdtemp(prefix="hubd-browser-artifacts-")
 
 
-def user_pids(user):
-    """Pids of the processes running as user (by uid, from ps)."""
-    try:
-        uid = pwd.getpwnam(user).pw_uid
-    except KeyError:
-        return []
-    out = subprocess.run(["ps", "-o", "pid=", "-U", str(uid)], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split() if p.isdigit()]
-
-
-def stop_pids(pids, timeout=10):
-    for p in pids:
-        try:
-            os.kill(p, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(os.path.exists(f"/proc/{p}") for p in pids):
-        time.sleep(0.1)
-    for p in pids:
-        try:
-            os.kill(p, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
 def test_browser_flow():
     node = shutil.which("node")
     if not check(node is not None, "node is installed"):
@@ -111,96 +55,66 @@ def test_browser_flow():
     if not check(os.access(CHROMIUM, os.X_OK), f"{CHROMIUM} is installed (apt-get install chromium)"):
         return
 
-    before = {u: existed(u) for u in USERS}
-    state_existed = os.path.exists(STATE)
-    created_files = [p for p in (HELPER, POLICY, SUDOERS) if not os.path.exists(p)]
-    port = hubtest.free_port()
-    env = dict(os.environ, HUBD_SKIP_SETUP="1", HUBD_DEMO_DETACH="1", HUBD_DEMO_PORT=str(port),
-               HUBD_DEMO_BINARY=hubtest.HUBD,
-               HUBD_DEMO_HELPER=os.environ.get("SUDOSPAWNER", os.path.join(ROOT, "build", "sudospawner", "sudospawner")))
     artifacts = artifacts_dir()
     print(f"screenshots: {artifacts}", flush=True)
     browser_tmp = tempfile.mkdtemp(prefix="hubd-browser-")  # chromium's profile lands here
-    pid = None
-    passed = False
     try:
-        run = subprocess.run(["bash", os.path.join(ROOT, "scripts", "demo.sh")], env=env, capture_output=True,
-                             text=True, timeout=240, stdin=subprocess.DEVNULL)
-        print(run.stdout[-3000:], run.stderr[-3000:])
-        if not check(run.returncode == 0, f"demo.sh exits 0 (got {run.returncode})"):
-            return
-        passwords = dict(re.findall(r"login: (\S+)\s+password: (\S+)", run.stdout))
-        if not check(set(passwords) == {"demo-alice", "demo-bob"},
-                     f"passwords printed for both demo users: {sorted(passwords)}"):
-            return
-        with open(os.path.join(STATE, "hubd.pid")) as f:
-            pid = int(f.read().strip())
-        alice = pwd.getpwnam("demo-alice")
+        with running_demo() as demo:
+            if demo is None:
+                return
+            passed = False
+            try:
+                port, passwords = demo.port, demo.passwords
+                alice = pwd.getpwnam("demo-alice")
 
-        node_env = {
-            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-            "HOME": browser_tmp,
-            "TMPDIR": browser_tmp,
-            "LANG": "C.UTF-8",
-            "HUB_URL": f"http://127.0.0.1:{port}",
-            "USER": "demo-alice",
-            "PASSWORD": passwords["demo-alice"],
-            "DENIED_USER": "demo-bob",
-            "DENIED_PASSWORD": passwords["demo-bob"],
-            "EXPECT_UID": str(alice.pw_uid),
-            "EXPECT_HOME": alice.pw_dir,
-            "ARTIFACTS": artifacts,
-            "CHROMIUM": CHROMIUM,
-            "E2E_TIMEOUT_MS": "240000",
-        }
-        try:
-            e2e = subprocess.run([node, os.path.join(BROWSER_DIR, "e2e.mjs")], cwd=BROWSER_DIR, env=node_env,
-                                 capture_output=True, text=True, timeout=NODE_TIMEOUT, stdin=subprocess.DEVNULL)
-            out, rc = e2e.stdout + e2e.stderr, e2e.returncode
-        except subprocess.TimeoutExpired as e:
-            out = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
-            rc = f"killed after {NODE_TIMEOUT} s"
-        print(out, flush=True)
-        ok = check(rc == 0 and "e2e: PASS" in out, f"the browser flow passes (node exit status {rc})")
-        for line in ("ok logged in as demo-alice", "ok pending page", "ok notebook tree at",
-                     f"ok cell output \"{alice.pw_uid} {alice.pw_dir}\"", "ok demo-bob gets a hub 403 page",
-                     "ok home page says"):
-            check(line in out, f"e2e output has '{line}'")
-        for name in ("01-login.png", "02-home.png", "03-pending.png", "04-tree.png", "05-notebook-output.png",
-                     "06-stopped.png", "07-bob-denied.png"):
-            p = os.path.join(artifacts, name)
-            check(os.path.isfile(p) and os.path.getsize(p) > 1000, f"screenshot {name} saved")
-        server_log = read("/home/demo-alice/.local/state/hubd/server.log")
-        errors = [line for line in server_log.splitlines() if line.startswith("[E ")]
-        check(not errors, f"demo-alice's server logged no errors: {errors[:5]}")
-        hub_noise = [line for line in read(LOG).splitlines() if line.startswith(("[W ", "[E "))]
-        print("--- hubd warnings and errors during the run:\n" + ("\n".join(hub_noise[-30:]) or "(none)"), flush=True)
-        ps = subprocess.run(["ps", "-o", "args=", "-u", "demo-alice"], capture_output=True, text=True).stdout
-        check("jupyterhub-singleuser" not in ps, "demo-alice's server is gone after Stop my server")
-        passed = ok
+                node_env = {
+                    "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+                    "HOME": browser_tmp,
+                    "TMPDIR": browser_tmp,
+                    "LANG": "C.UTF-8",
+                    "HUB_URL": f"http://127.0.0.1:{port}",
+                    "USER": "demo-alice",
+                    "PASSWORD": passwords["demo-alice"],
+                    "DENIED_USER": "demo-bob",
+                    "DENIED_PASSWORD": passwords["demo-bob"],
+                    "EXPECT_UID": str(alice.pw_uid),
+                    "EXPECT_HOME": alice.pw_dir,
+                    "ARTIFACTS": artifacts,
+                    "CHROMIUM": CHROMIUM,
+                    "E2E_TIMEOUT_MS": "240000",
+                }
+                try:
+                    e2e = subprocess.run([node, os.path.join(BROWSER_DIR, "e2e.mjs")], cwd=BROWSER_DIR, env=node_env,
+                                         capture_output=True, text=True, timeout=NODE_TIMEOUT, stdin=subprocess.DEVNULL)
+                    out, rc = e2e.stdout + e2e.stderr, e2e.returncode
+                except subprocess.TimeoutExpired as e:
+                    out = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+                    rc = f"killed after {NODE_TIMEOUT} s"
+                print(out, flush=True)
+                ok = check(rc == 0 and "e2e: PASS" in out, f"the browser flow passes (node exit status {rc})")
+                for line in ("ok logged in as demo-alice", "ok pending page", "ok notebook tree at",
+                             f"ok cell output \"{alice.pw_uid} {alice.pw_dir}\"", "ok demo-bob gets a hub 403 page",
+                             "ok home page says"):
+                    check(line in out, f"e2e output has '{line}'")
+                for name in ("01-login.png", "02-home.png", "03-pending.png", "04-tree.png", "05-notebook-output.png",
+                             "06-stopped.png", "07-bob-denied.png"):
+                    p = os.path.join(artifacts, name)
+                    check(os.path.isfile(p) and os.path.getsize(p) > 1000, f"screenshot {name} saved")
+                server_log = read(ALICE_SERVER_LOG)
+                errors = [line for line in server_log.splitlines() if line.startswith("[E ")]
+                check(not errors, f"demo-alice's server logged no errors: {errors[:5]}")
+                hub_noise = [line for line in read(LOG).splitlines() if line.startswith(("[W ", "[E "))]
+                print("--- hubd warnings and errors during the run:\n" + ("\n".join(hub_noise[-30:]) or "(none)"), flush=True)
+                ps = subprocess.run(["ps", "-o", "args=", "-u", "demo-alice"], capture_output=True, text=True).stdout
+                check("jupyterhub-singleuser" not in ps, "demo-alice's server is gone after Stop my server")
+                passed = ok
+            finally:
+                if not passed:
+                    print(f"--- hubd log tail ({LOG}):\n{tail(LOG, 60)}", flush=True)
+                    print(f"--- demo-alice's server log tail ({ALICE_SERVER_LOG}):\n{tail(ALICE_SERVER_LOG, 40)}",
+                          flush=True)
+                    print(f"--- screenshots (failure.png: the page at the failure): {artifacts}", flush=True)
     finally:
-        if not passed:
-            print(f"--- hubd log tail ({LOG}):\n{tail(LOG, 60)}", flush=True)
-            server_log = "/home/demo-alice/.local/state/hubd/server.log"
-            print(f"--- demo-alice's server log tail ({server_log}):\n{tail(server_log, 40)}", flush=True)
-            print(f"--- screenshots (failure.png: the page at the failure): {artifacts}", flush=True)
-        if pid:
-            subprocess.run(["kill", str(pid)])
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
-                time.sleep(0.1)
-        # Whatever still runs as a demo user (a server or kernel hubd left) is ours to end.
-        for u in DEMO_USERS:
-            if not before[u]:
-                stop_pids(user_pids(u))
-        for u in USERS:
-            if not before[u] and existed(u):
-                subprocess.run(["userdel", "-r", u], capture_output=True)
-        if not state_existed:
-            shutil.rmtree(STATE, ignore_errors=True)
-        for p in created_files:
-            if os.path.exists(p):
-                os.unlink(p)
         shutil.rmtree(browser_tmp, ignore_errors=True)
 
 

@@ -7,38 +7,14 @@ suite just built: it must create the unprivileged hub user and the demo users,
 print their passwords, and start hubd as the hub user. Then a client logs in
 with a printed password. Everything the script created is removed afterwards.
 """
-import os
 import pwd
-import re
-import shutil
 import subprocess
 import time
 
 import hubtest
 from hubtest import check
 
-ROOT = hubtest.ROOT
-USERS = ("hubd", "demo-alice", "demo-bob")
-STATE = "/var/lib/hubd-demo"
-HELPER = "/usr/local/bin/sudospawner"
-POLICY = "/usr/local/etc/hubd/sudospawner.conf"
-SUDOERS = "/etc/sudoers.d/hubd-demo"
-
-
-def existed(name):
-    try:
-        pwd.getpwnam(name)
-        return True
-    except KeyError:
-        return False
-
-
-def read(path):
-    try:
-        with open(path, errors="replace") as f:
-            return f.read()
-    except OSError:
-        return ""
+from demotest import ALICE_SERVER_LOG, read, running_demo
 
 
 def follow(client, path, limit=10):
@@ -56,24 +32,10 @@ def follow(client, path, limit=10):
 
 
 def test_demo_login():
-    before = {u: existed(u) for u in USERS}
-    state_existed = os.path.exists(STATE)
-    created_files = [p for p in (HELPER, POLICY, SUDOERS) if not os.path.exists(p)]
-    port = hubtest.free_port()
-    env = dict(os.environ, HUBD_SKIP_SETUP="1", HUBD_DEMO_DETACH="1", HUBD_DEMO_PORT=str(port),
-               HUBD_DEMO_BINARY=hubtest.HUBD,
-               HUBD_DEMO_HELPER=os.environ.get("SUDOSPAWNER", os.path.join(ROOT, "build", "sudospawner", "sudospawner")))
-    pid = None
-    try:
-        run = subprocess.run(["bash", os.path.join(ROOT, "scripts", "demo.sh")], env=env, capture_output=True,
-                             text=True, timeout=240, stdin=subprocess.DEVNULL)
-        print(run.stdout[-3000:], run.stderr[-3000:])
-        if not check(run.returncode == 0, f"demo.sh exits 0 (got {run.returncode})"):
+    with running_demo() as demo:
+        if demo is None:
             return
-        passwords = dict(re.findall(r"login: (\S+)\s+password: (\S+)", run.stdout))
-        check(set(passwords) == {"demo-alice", "demo-bob"}, f"passwords printed for both demo users: {sorted(passwords)}")
-        with open(os.path.join(STATE, "hubd.pid")) as f:
-            pid = int(f.read().strip())
+        port, passwords, pid = demo.port, demo.passwords, demo.pid
         owner = subprocess.run(["ps", "-o", "user=", "-p", str(pid)], capture_output=True, text=True).stdout.strip()
         check(owner == "hubd", f"hubd runs as the unprivileged hub user (ps says {owner!r})")
         hub_groups = subprocess.run(["id", "-nG", "hubd"], capture_output=True, text=True).stdout.split()
@@ -114,7 +76,7 @@ def test_demo_login():
               f"demo-alice reaches her notebook through the proxy and OAuth: {trail}")
         check(any("/hub/api/oauth2/authorize" in t for t in trail) and any("oauth_callback" in t for t in trail),
               "...by way of the hub's OAuth authorize and her server's callback")
-        server_log = read("/home/demo-alice/.local/state/hubd/server.log")
+        server_log = read(ALICE_SERVER_LOG)
         check("Starting jupyterhub-singleuser server version 3.0.0" in server_log, "jupyterhub-singleuser 3.0 started")
         check(not any(w in server_log for w in ("[W ", "[E ")),
               "jupyterhub-singleuser logged no warning about the hub's version or headers")
@@ -130,17 +92,6 @@ def test_demo_login():
               "an anonymous request is answered by the hub, not the server")
         status, _, _ = c.json("DELETE", "/hub/api/users/demo-alice/server", headers=referer)
         check(status in (202, 204), f"demo-alice stops it through the API ({status})")
-    finally:
-        if pid:
-            subprocess.run(["kill", str(pid)])
-        for u in USERS:
-            if not before[u] and existed(u):
-                subprocess.run(["userdel", "-r", u], capture_output=True)
-        if not state_existed:
-            shutil.rmtree(STATE, ignore_errors=True)
-        for p in created_files:
-            if os.path.exists(p):
-                os.unlink(p)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import time
 
 import hubtest
 from hubtest import check
-from sudotest import BUILT, sudo_setup
+from sudotest import sudo_setup
 
 SERVICE_TOKEN = secrets.token_hex(32)
 

@@ -12,7 +12,6 @@ codec below (independent of libhubcore/proto), as the hub account via setpriv.
 
 Environment: SUDOSPAWNER (set by meson), else build/sudospawner/sudospawner.
 """
-import grp
 import json
 import os
 import pwd
@@ -29,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hubtest  # noqa: E402
 from hubtest import check  # noqa: E402
 
-from sudotest import BUILT, INSTALLED, policy_path, sudo_setup, write_policy  # noqa: E402
+from sudotest import BUILT, INSTALLED, sudo_setup, write_policy  # noqa: E402
 TOKEN = "tok-" + os.urandom(12).hex()
 
 # ------------------------------------------------------------ wire codec
