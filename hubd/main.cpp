@@ -2,28 +2,28 @@
 // hubd: command line, start-up checks, listeners, and the event loop.
 // The last of the three exception boundaries (docs/error-policy.md).
 #include <signal.h>
-#include <sys/signalfd.h>
 #include <sys/epoll.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <system_error>
 #include <iostream>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "app/hub.h"
-#include "sudoers_command.h"
 #include "http/server.h"
 #include "hubcore/auth.h"
 #include "hubcore/config.h"
 #include "hubcore/cookie.h"
 #include "hubcore/log.h"
 #include "hubcore/store.h"
+#include "sudoers_command.h"
 
 namespace {
 
@@ -91,8 +91,9 @@ std::optional<ListenAddress> parseListenUrl(const std::string& url, std::string&
         a.port = static_cast<uint16_t>(p);
     }
     if (a.scheme != "http") {
-        error = "URL " + url + ": only http:// listeners are supported in this build (TLS lands with hubd issue 5); "
-                               "until then put hubd behind a TLS-terminating proxy";
+        error = "URL " + url +
+                ": only http:// listeners are supported in this build (TLS lands with hubd issue 5); "
+                "until then put hubd behind a TLS-terminating proxy";
         return std::nullopt;
     }
     return a;
@@ -163,8 +164,10 @@ int run(int argc, char** argv) {
     }
     hub::LoadResult loaded = hub::loadSettings(configFile, overrides);
     for (const auto& d : loaded.diagnostics) {
-        if (d.severity == hub::ConfigDiagnostic::Severity::Error) hub::logError("{}", d.format());
-        else hub::logWarning("{}", d.format());
+        if (d.severity == hub::ConfigDiagnostic::Severity::Error)
+            hub::logError("{}", d.format());
+        else
+            hub::logWarning("{}", d.format());
     }
     if (!loaded.ok()) {
         hub::logError("hubd did not start: fix the configuration errors above");
@@ -194,7 +197,8 @@ int run(int argc, char** argv) {
     ::umask(077);
 
     const char* envSecret = std::getenv("JPY_COOKIE_SECRET");
-    hub::CookieSecretResult secret = hub::loadCookieSecret(settings.cookieSecret, envSecret, settings.cookieSecretFile);
+    hub::CookieSecretResult secret =
+        hub::loadCookieSecret(settings.cookieSecret, envSecret, settings.cookieSecretFile);
     if (!secret.error.empty()) {
         hub::logError("{}", secret.error);
         return 1;
@@ -231,24 +235,24 @@ int run(int argc, char** argv) {
     hubd::http::HttpServer hubServer(loop, {}, handler);
     try {
         uint16_t port = publicServer.listen(publicAddr->host, publicAddr->port);
-        hub::logInfo("hubd {} is running at http://{}:{}{}", HUBD_VERSION, displayHost(publicAddr->host), port,
-                     settings.baseUrl);
+        hub::logInfo("hubd {} is running at http://{}:{}{}", HUBD_VERSION, displayHost(publicAddr->host),
+                     port, settings.baseUrl);
         bool same = hubAddr->host == publicAddr->host && hubAddr->port == publicAddr->port;
         uint16_t hubPort = port;
         std::string hubHost = publicAddr->host;
         if (!same) {
             hubPort = hubServer.listen(hubAddr->host, hubAddr->port);
             hubHost = hubAddr->host;
-            hub::logInfo("Hub API for single-user servers at http://{}:{}{}hub/api", displayHost(hubHost), hubPort,
-                         settings.baseUrl);
+            hub::logInfo("Hub API for single-user servers at http://{}:{}{}hub/api", displayHost(hubHost),
+                         hubPort, settings.baseUrl);
         }
         // What servers call back on: hub_connect_url, else the hub listener
         // (a wildcard address is reached through loopback).
         std::string connect = settings.hubConnectUrl;
         if (connect.empty()) {
             std::string host = hubHost.empty() || hubHost == "0.0.0.0" ? "127.0.0.1"
-                               : hubHost == "::"                      ? "[::1]"
-                                                                      : displayHost(hubHost);
+                               : hubHost == "::"                       ? "[::1]"
+                                                                       : displayHost(hubHost);
             connect = "http://" + host + ":" + std::to_string(hubPort);
         }
         while (!connect.empty() && connect.back() == '/') connect.pop_back();
@@ -266,7 +270,8 @@ int run(int argc, char** argv) {
     loop.watch(sfd, EPOLLIN, [&](uint32_t) {
         signalfd_siginfo info{};
         while (::read(sfd, &info, sizeof info) == sizeof info)
-            hub::logInfo("Received signal {}, shutting down", info.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+            hub::logInfo("Received signal {}, shutting down",
+                         info.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
         loop.stop();
     });
     loop.run();

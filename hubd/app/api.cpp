@@ -839,16 +839,17 @@ private:
             lines = *n;
         }
         auto reply = std::make_shared<Call>(std::move(c_));
-        hub_.servers().readLog(*u, static_cast<uint32_t>(lines), [reply](std::string text, std::string error) {
-            if (!error.empty()) return reply->error(409, error);
-            Response r;
-            r.body = std::move(text);
-            r.set("Content-Type", "text/plain; charset=utf-8");
-            r.set("X-Content-Type-Options", "nosniff");
-            r.set("Content-Security-Policy", "default-src 'none'; sandbox");
-            r.set("X-JupyterHub-Version", "3.0.0");
-            reply->send(std::move(r));
-        });
+        hub_.servers().readLog(*u, static_cast<uint32_t>(lines),
+                               [reply](std::string text, std::string error) {
+                                   if (!error.empty()) return reply->error(409, error);
+                                   Response r;
+                                   r.body = std::move(text);
+                                   r.set("Content-Type", "text/plain; charset=utf-8");
+                                   r.set("X-Content-Type-Options", "nosniff");
+                                   r.set("Content-Security-Policy", "default-src 'none'; sandbox");
+                                   r.set("X-JupyterHub-Version", "3.0.0");
+                                   reply->send(std::move(r));
+                               });
     }
 
     void stopServer(const std::string& name) {
@@ -893,7 +894,8 @@ void Hub::Api::handle(std::string_view path, Request& request, Responder respond
     }
     // OAuth is browser navigation (hub cookie) and client credentials, not
     // the API's token/Referer rules.
-    if (path.substr(0, 8) == "/oauth2/") return handleOAuth(hub_, path.substr(7), request, std::move(responder));
+    if (path.substr(0, 8) == "/oauth2/")
+        return handleOAuth(hub_, path.substr(7), request, std::move(responder));
     Call call{request, std::move(responder), {}};
     call.principal = hub_.authenticate(request, true);
     Routes routes(hub_, call);

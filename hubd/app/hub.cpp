@@ -129,11 +129,13 @@ std::map<std::string, std::string> parseForm(std::string_view body) {
     size_t pos = 0;
     while (pos <= body.size()) {
         size_t amp = body.find('&', pos);
-        std::string_view pair = body.substr(pos, amp == std::string_view::npos ? std::string_view::npos : amp - pos);
+        std::string_view pair =
+            body.substr(pos, amp == std::string_view::npos ? std::string_view::npos : amp - pos);
         if (!pair.empty()) {
             size_t eq = pair.find('=');
             std::string key = urlDecode(pair.substr(0, eq), true);
-            std::string value = eq == std::string_view::npos ? std::string() : urlDecode(pair.substr(eq + 1), true);
+            std::string value =
+                eq == std::string_view::npos ? std::string() : urlDecode(pair.substr(eq + 1), true);
             out.emplace(std::move(key), std::move(value));  // first occurrence wins
         }
         if (amp == std::string_view::npos) break;
@@ -147,12 +149,23 @@ std::string htmlEscape(std::string_view s) {
     out.reserve(s.size());
     for (char c : s) {
         switch (c) {
-            case '&': out += "&amp;"; break;
-            case '<': out += "&lt;"; break;
-            case '>': out += "&gt;"; break;
-            case '"': out += "&quot;"; break;
-            case '\'': out += "&#39;"; break;
-            default: out += c;
+            case '&':
+                out += "&amp;";
+                break;
+            case '<':
+                out += "&lt;";
+                break;
+            case '>':
+                out += "&gt;";
+                break;
+            case '"':
+                out += "&quot;";
+                break;
+            case '\'':
+                out += "&#39;";
+                break;
+            default:
+                out += c;
         }
     }
     return out;
@@ -183,7 +196,9 @@ Hub::Hub(hub::Settings settings, std::unique_ptr<hub::Store> store, std::unique_
 
 Hub::~Hub() = default;
 
-void Hub::serverChanged(int64_t userId) { invalidateUser(userId); }
+void Hub::serverChanged(int64_t userId) {
+    invalidateUser(userId);
+}
 
 std::vector<std::string> Hub::start() {
     std::vector<std::string> errors;
@@ -215,10 +230,12 @@ std::vector<std::string> Hub::applyRoles() {
     for (const char* name : {"user", "admin", "server", "token"})
         store_->upsertRole(hub::RoleRecord{name, "built-in role", *builtinRoleScopes(name)});
     for (const auto& spec : settings_.loadRoles) {
-        if (builtinRoleScopes(spec.name) && !spec.scopes.empty() && spec.name != "user" && spec.name != "admin") {
-            errors.push_back(fmt::format("load_roles: the built-in role {} cannot be redefined; give your role "
-                                         "another name",
-                                         spec.name));
+        if (builtinRoleScopes(spec.name) && !spec.scopes.empty() && spec.name != "user" &&
+            spec.name != "admin") {
+            errors.push_back(
+                fmt::format("load_roles: the built-in role {} cannot be redefined; give your role "
+                            "another name",
+                            spec.name));
             continue;
         }
         for (const auto& scope : spec.scopes)
@@ -243,7 +260,8 @@ std::vector<std::string> Hub::applyUsers() {
     for (const auto& [token, user] : settings_.apiTokens) wanted.push_back(hub::normalizeUsername(user));
     for (const auto& name : wanted) {
         if (auto err = hub::validateUsername(name)) {
-            errors.push_back(fmt::format("configured user '{}' is not a valid username: {}", hub::safe(name), *err));
+            errors.push_back(
+                fmt::format("configured user '{}' is not a valid username: {}", hub::safe(name), *err));
             continue;
         }
         auto existing = store_->findUser(name);
@@ -267,7 +285,8 @@ std::vector<std::string> Hub::applyUsers() {
         }
         for (const auto& groupName : spec.groups) {
             auto groups = store_->allGroups();
-            auto it = std::find_if(groups.begin(), groups.end(), [&](auto& g) { return g.name == groupName; });
+            auto it =
+                std::find_if(groups.begin(), groups.end(), [&](auto& g) { return g.name == groupName; });
             hub::GroupRecord group = it != groups.end() ? *it : store_->createGroup(groupName);
             if (std::find(group.roles.begin(), group.roles.end(), spec.name) == group.roles.end()) {
                 group.roles.push_back(spec.name);
@@ -280,9 +299,10 @@ std::vector<std::string> Hub::applyUsers() {
         auto user = store_->findUser(hub::normalizeUsername(rawUser));
         if (!user) continue;
         if (token.size() < 8 || token.size() > 256) {
-            errors.push_back(fmt::format("JupyterHub.api_tokens: the token for {} must be 8 to 256 characters long; "
-                                         "generate one with `openssl rand -hex 32`",
-                                         user->name));
+            errors.push_back(
+                fmt::format("JupyterHub.api_tokens: the token for {} must be 8 to 256 characters long; "
+                            "generate one with `openssl rand -hex 32`",
+                            user->name));
             continue;
         }
         bool present = false;
@@ -306,7 +326,8 @@ std::vector<std::string> Hub::applyServices() {
     std::vector<std::string> errors;
     for (const auto& spec : settings_.services) {
         if (spec.name.empty() || spec.name.size() > 255 || hub::validateUsername(spec.name)) {
-            errors.push_back(fmt::format("JupyterHub.services: '{}' is not a valid service name", hub::safe(spec.name)));
+            errors.push_back(
+                fmt::format("JupyterHub.services: '{}' is not a valid service name", hub::safe(spec.name)));
             continue;
         }
         hub::ServiceRecord rec = store_->ensureService(spec.name, spec.admin);
@@ -315,13 +336,15 @@ std::vector<std::string> Hub::applyServices() {
             if (std::find(role.services.begin(), role.services.end(), spec.name) != role.services.end() &&
                 std::find(roles.begin(), roles.end(), role.name) == roles.end())
                 roles.push_back(role.name);
-        if (spec.admin && std::find(roles.begin(), roles.end(), "admin") == roles.end()) roles.push_back("admin");
+        if (spec.admin && std::find(roles.begin(), roles.end(), "admin") == roles.end())
+            roles.push_back("admin");
         store_->setServiceRoles(rec.id, roles);
         if (spec.apiToken.empty()) continue;
         if (spec.apiToken.size() < 8 || spec.apiToken.size() > 256) {
-            errors.push_back(fmt::format("JupyterHub.services: the api_token of service {} must be 8 to 256 "
-                                         "characters long; generate one with `openssl rand -hex 32`",
-                                         spec.name));
+            errors.push_back(
+                fmt::format("JupyterHub.services: the api_token of service {} must be 8 to 256 "
+                            "characters long; generate one with `openssl rand -hex 32`",
+                            spec.name));
             continue;
         }
         // The configured token is the service's only config token: replace
@@ -329,8 +352,10 @@ std::vector<std::string> Hub::applyServices() {
         bool present = false;
         for (const auto& t : store_->tokensOfService(rec.id)) {
             if (t.note != "from config") continue;
-            if (hub::verifyToken(spec.apiToken, t.hashed)) present = true;
-            else store_->deleteToken(t.id);
+            if (hub::verifyToken(spec.apiToken, t.hashed))
+                present = true;
+            else
+                store_->deleteToken(t.id);
         }
         if (!present) {
             hub::TokenRecord tok;
@@ -422,7 +447,9 @@ std::vector<const hub::UserRecord*> Hub::users() const {
     return out;
 }
 
-hub::UserRecord& Hub::mutableUser(int64_t id) { return usersById_.at(id); }
+hub::UserRecord& Hub::mutableUser(int64_t id) {
+    return usersById_.at(id);
+}
 
 Hub::CreateResult Hub::createUsers(const std::vector<std::string>& names, bool admin) {
     CreateResult result;
@@ -440,8 +467,9 @@ Hub::CreateResult Hub::createUsers(const std::vector<std::string>& names, bool a
     }
     if (toCreate.empty()) {
         result.status = 409;
-        result.error = names.size() == 1 ? fmt::format("User {} already exists", hub::normalizeUsername(names[0]))
-                                         : std::string("All 0 users already exist");
+        result.error = names.size() == 1
+                           ? fmt::format("User {} already exists", hub::normalizeUsername(names[0]))
+                           : std::string("All 0 users already exist");
         if (names.size() != 1) result.error = fmt::format("All {} users already exist", names.size());
         return result;
     }
@@ -497,7 +525,8 @@ void Hub::deleteUser(int64_t id) {
             ++it;
         }
     }
-    for (auto& g : groups_) g.users.erase(std::remove(g.users.begin(), g.users.end(), u->name), g.users.end());
+    for (auto& g : groups_)
+        g.users.erase(std::remove(g.users.begin(), g.users.end(), u->name), g.users.end());
     lastPersistedActivity_.erase(id);
     usersById_.erase(id);
 }
@@ -592,9 +621,10 @@ ScopeSet Hub::tokenScopes(const hub::TokenRecord& token) const {
 
 // ---------------------------------------------------------------- tokens
 
-Hub::IssuedToken Hub::issueToken(std::optional<int64_t> userId, std::optional<int64_t> serviceId, std::string note,
-                                 std::vector<std::string> scopes, std::optional<double> expiresIn,
-                                 std::string clientId, std::string sessionId) {
+Hub::IssuedToken Hub::issueToken(std::optional<int64_t> userId, std::optional<int64_t> serviceId,
+                                 std::string note, std::vector<std::string> scopes,
+                                 std::optional<double> expiresIn, std::string clientId,
+                                 std::string sessionId) {
     IssuedToken out;
     out.token = hub::generateToken();
     auto& rec = out.record;
@@ -648,8 +678,10 @@ void Hub::revokeToken(int64_t id) {
             break;
         }
     for (auto v = verifiedTokens_.begin(); v != verifiedTokens_.end();) {
-        if (v->second == id) v = verifiedTokens_.erase(v);
-        else ++v;
+        if (v->second == id)
+            v = verifiedTokens_.erase(v);
+        else
+            ++v;
     }
     tokens_.erase(it);
 }
@@ -697,17 +729,20 @@ Origin Hub::originOf(const Request& request) const {
 }
 
 std::string Hub::loginCookieValue(const hub::UserRecord& user) const {
-    return hub::signCookie(cookieSecret_, kLoginCookie, user.cookieId,
-                           std::chrono::duration_cast<std::chrono::seconds>(hub::Clock::now().time_since_epoch()).count());
+    return hub::signCookie(
+        cookieSecret_, kLoginCookie, user.cookieId,
+        std::chrono::duration_cast<std::chrono::seconds>(hub::Clock::now().time_since_epoch()).count());
 }
 
 const hub::UserRecord* Hub::cookieUser(const Request& request) {
     std::string_view header = request.header("Cookie");
     if (header.empty()) return nullptr;
-    int64_t nowUnix = std::chrono::duration_cast<std::chrono::seconds>(hub::Clock::now().time_since_epoch()).count();
+    int64_t nowUnix =
+        std::chrono::duration_cast<std::chrono::seconds>(hub::Clock::now().time_since_epoch()).count();
     for (const auto& [name, value] : hub::parseCookieHeader(header)) {
         if (name != kLoginCookie) continue;
-        auto cookieId = hub::verifyCookie(cookieSecret_, kLoginCookie, value, nowUnix, settings_.cookieMaxAgeDays);
+        auto cookieId =
+            hub::verifyCookie(cookieSecret_, kLoginCookie, value, nowUnix, settings_.cookieMaxAgeDays);
         if (!cookieId) continue;
         if (const auto* user = findUserByCookieId(*cookieId)) return user;
     }
@@ -822,10 +857,12 @@ bool Hub::mayUseUserRoute(const Request& request, std::string_view owner) {
 const hub::UserRecord* Hub::userSessionUser(const Request& request) {
     std::string_view header = request.header("Cookie");
     if (header.empty()) return nullptr;
-    int64_t nowUnix = std::chrono::duration_cast<std::chrono::seconds>(hub::Clock::now().time_since_epoch()).count();
+    int64_t nowUnix =
+        std::chrono::duration_cast<std::chrono::seconds>(hub::Clock::now().time_since_epoch()).count();
     for (const auto& [name, value] : hub::parseCookieHeader(header)) {
         if (name != kUserSessionCookie) continue;
-        auto cookieId = hub::verifyCookie(cookieSecret_, kUserSessionCookie, value, nowUnix, settings_.cookieMaxAgeDays);
+        auto cookieId =
+            hub::verifyCookie(cookieSecret_, kUserSessionCookie, value, nowUnix, settings_.cookieMaxAgeDays);
         if (!cookieId) continue;
         if (const auto* user = findUserByCookieId(*cookieId)) return user;
     }
@@ -833,8 +870,9 @@ const hub::UserRecord* Hub::userSessionUser(const Request& request) {
 }
 
 std::string Hub::userSessionCookieValue(const hub::UserRecord& user) const {
-    return hub::signCookie(cookieSecret_, kUserSessionCookie, user.cookieId,
-                           std::chrono::duration_cast<std::chrono::seconds>(hub::Clock::now().time_since_epoch()).count());
+    return hub::signCookie(
+        cookieSecret_, kUserSessionCookie, user.cookieId,
+        std::chrono::duration_cast<std::chrono::seconds>(hub::Clock::now().time_since_epoch()).count());
 }
 
 void Hub::handleHead(hubd::http::HeadContext& context) {

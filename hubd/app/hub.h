@@ -20,10 +20,10 @@
 
 #include "app/scopes.h"
 #include "app/servers.h"
+#include "http/server.h"
 #include "hubcore/auth.h"
 #include "hubcore/config.h"
 #include "hubcore/store.h"
-#include "http/server.h"
 #include "proxy/proxy.h"
 
 namespace hubd {

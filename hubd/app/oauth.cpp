@@ -31,7 +31,13 @@ std::string sessionIdOf(const Request& request) {
 
 Response oauthError(int status, std::string_view error, std::string_view description) {
     std::string body;
-    JsonWriter(body).beginObject().key("error").value(error).key("error_description").value(description).endObject();
+    JsonWriter(body)
+        .beginObject()
+        .key("error")
+        .value(error)
+        .key("error_description")
+        .value(description)
+        .endObject();
     Response r = jsonResponse(status, std::move(body));
     r.set("Cache-Control", "no-store");
     return r;
@@ -57,10 +63,9 @@ void authorize(Hub& hub, Request& request, Responder responder) {
     std::string state = request.queryParam("state").value_or("");
     auto client = clientId.empty() ? std::nullopt : hub.store().findOAuthClient(clientId);
     auto errorPage = [&](int status, const std::string& message) {
-        responder.send(renderHubPage(hub, status, "Authorization failed",
-                                     "<h1>Authorization failed</h1>\n<p class=\"error\">" + htmlEscape(message) +
-                                         "</p>",
-                                     user));
+        responder.send(renderHubPage(
+            hub, status, "Authorization failed",
+            "<h1>Authorization failed</h1>\n<p class=\"error\">" + htmlEscape(message) + "</p>", user));
     };
     // Never redirect anywhere before the client and redirect_uri check out.
     if (!client) return errorPage(400, "Unknown OAuth client " + hub::safe(clientId, 100));
@@ -75,8 +80,8 @@ void authorize(Hub& hub, Request& request, Responder responder) {
     ScopeSet held = hub.userScopes(*user);
     if (!holds(held, "access:servers", target)) {
         hub::logWarning("{} may not access the server of {} (OAuth authorize refused)", user->name, owner);
-        return errorPage(403, "You do not have permission to access Server at " + hub.baseUrl() + "user/" + owner +
-                                  "/");
+        return errorPage(
+            403, "You do not have permission to access Server at " + hub.baseUrl() + "user/" + owner + "/");
     }
     if (owner != user->name) {
         // Someone else's server (an admin while admin_access is on): an
@@ -85,7 +90,8 @@ void authorize(Hub& hub, Request& request, Responder responder) {
             std::string body = fmt::format(
                 "<h1>Open {}'s server?</h1>\n<p class=\"notice\">You are about to use the server of "
                 "<strong>{}</strong> as yourself ({}). Everything you do there runs as {}.</p>\n"
-                "<form method=\"post\" action=\"\"><button type=\"submit\" id=\"authorize\">Authorize</button>"
+                "<form method=\"post\" action=\"\"><button type=\"submit\" "
+                "id=\"authorize\">Authorize</button>"
                 "</form>",
                 htmlEscape(owner), htmlEscape(owner), htmlEscape(user->name), htmlEscape(owner));
             return responder.send(renderHubPage(hub, 200, "Authorize access", body, user));
@@ -124,7 +130,8 @@ void token(Hub& hub, Request& request, Responder responder) {
     if (!client || client->secretHash.empty() || !hub::verifyToken(secret, client->secretHash))
         return responder.send(oauthError(401, "invalid_client", "client authentication failed"));
     if (form["grant_type"] != "authorization_code")
-        return responder.send(oauthError(400, "unsupported_grant_type", "only authorization_code is supported"));
+        return responder.send(
+            oauthError(400, "unsupported_grant_type", "only authorization_code is supported"));
     const std::string& code = form["code"];
     int64_t nowUnix = hub::unixSeconds(hub::now());
     hub.store().purgeExpiredOAuthCodes(nowUnix);
@@ -141,8 +148,8 @@ void token(Hub& hub, Request& request, Responder responder) {
     const hub::UserRecord* user = hub.findUserById(found->userId);
     if (!user) return responder.send(oauthError(400, "invalid_grant", "the user no longer exists"));
     double lifetime = hub.settings().cookieMaxAgeDays * 86400;
-    auto issued =
-        hub.issueToken(user->id, std::nullopt, "", found->scopes, lifetime, client->identifier, found->sessionId);
+    auto issued = hub.issueToken(user->id, std::nullopt, "", found->scopes, lifetime, client->identifier,
+                                 found->sessionId);
     std::string scope;
     for (const auto& s : found->scopes) scope += (scope.empty() ? "" : " ") + s;
     std::string body;

@@ -14,6 +14,7 @@
 namespace hubd {
 
 // `path` is what follows "/oauth2", e.g. "/authorize".
-void handleOAuth(Hub& hub, std::string_view path, hubd::http::Request& request, hubd::http::Responder responder);
+void handleOAuth(Hub& hub, std::string_view path, hubd::http::Request& request,
+                 hubd::http::Responder responder);
 
 }  // namespace hubd

@@ -270,9 +270,10 @@ void Hub::Pages::loginSubmit(Request& request, Responder responder) {
                                                      "; Max-Age=" + std::to_string(maxAge));
             r.headers.emplace_back("Set-Cookie", "jupyterhub-session-id=" + hub::generateToken() +
                                                      cookieAttributes(copy, hub->baseUrl()));
-            r.headers.emplace_back("Set-Cookie", "hubd-user-session=" + hub->userSessionCookieValue(*existing) +
-                                                     cookieAttributes(copy, hub->baseUrl() + "user/") +
-                                                     "; Max-Age=" + std::to_string(maxAge));
+            r.headers.emplace_back("Set-Cookie",
+                                   "hubd-user-session=" + hub->userSessionCookieValue(*existing) +
+                                       cookieAttributes(copy, hub->baseUrl() + "user/") +
+                                       "; Max-Age=" + std::to_string(maxAge));
             shared->send(std::move(r));
         });
 }
@@ -292,8 +293,8 @@ void Hub::Pages::logout(Request& request, Responder responder) {
                            "jupyterhub-hub-login=" + cookieAttributes(request, hub_.hubPrefix()) + expired);
     r.headers.emplace_back("Set-Cookie",
                            "jupyterhub-session-id=" + cookieAttributes(request, hub_.baseUrl()) + expired);
-    r.headers.emplace_back("Set-Cookie",
-                           "hubd-user-session=" + cookieAttributes(request, hub_.baseUrl() + "user/") + expired);
+    r.headers.emplace_back(
+        "Set-Cookie", "hubd-user-session=" + cookieAttributes(request, hub_.baseUrl() + "user/") + expired);
     responder.send(std::move(r));
 }
 
@@ -397,15 +398,18 @@ void Hub::Pages::spawnPending(std::string_view name, Request& request, Responder
 
 void Hub::Pages::serverLog(Request& request, Responder responder) {
     const hub::UserRecord* user = hub_.cookieUser(request);
-    if (!user) return responder.send(redirect(302, hub_.hubPrefix() + "login?next=" + urlEncode(request.rawPath)));
+    if (!user)
+        return responder.send(redirect(302, hub_.hubPrefix() + "login?next=" + urlEncode(request.rawPath)));
     auto shared = std::make_shared<Responder>(std::move(responder));
     Hub* hub = &hub_;
     std::string name = user->name;
     hub_.servers().readLog(*user, 200, [shared, hub, name](std::string text, std::string error) {
         const hub::UserRecord* u = hub->findUser(name);
         std::string body = "<h1>Your server's log</h1>\n";
-        if (!error.empty()) body += "<p class=\"error\">" + htmlEscape(error) + "</p>";
-        else body += "<pre id=\"server-log\">" + htmlEscape(hub::safe(text, 64 * 1024)) + "</pre>";
+        if (!error.empty())
+            body += "<p class=\"error\">" + htmlEscape(error) + "</p>";
+        else
+            body += "<pre id=\"server-log\">" + htmlEscape(hub::safe(text, 64 * 1024)) + "</pre>";
         shared->send(renderHubPage(*hub, 200, "Server log", body, u));
     });
 }

@@ -192,8 +192,9 @@ bool ServerManager::openChannel(int64_t userId, const std::string& userName, std
         [this, userId](const hubproto::Message& m) { onMessage(userId, m); },
         [this, userId](const std::string& why) { onClosed(userId, why); }, error);
     if (!s.channel)
-        error += "; check SudoSpawner.sudospawner_path (meson install puts the helper at "
-                 "/usr/local/bin/sudospawner) and docs/install.md";
+        error +=
+            "; check SudoSpawner.sudospawner_path (meson install puts the helper at "
+            "/usr/local/bin/sudospawner) and docs/install.md";
     return s.channel != nullptr;
 }
 

@@ -90,7 +90,8 @@ public:
     WorkerPool& operator=(const WorkerPool&) = delete;
 
     // work runs on a worker thread; done(result) runs on the loop thread.
-    template <typename Work, typename Done> void submit(Work work, Done done);
+    template <typename Work, typename Done>
+    void submit(Work work, Done done);
     void submitRaw(std::function<void()> job);  // job runs on a worker
 
 private:
@@ -99,7 +100,8 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
-template <typename Work, typename Done> void WorkerPool::submit(Work work, Done done) {
+template <typename Work, typename Done>
+void WorkerPool::submit(Work work, Done done) {
     submitRaw([this, work = std::move(work), done = std::move(done)]() mutable {
         auto result = std::make_shared<decltype(work())>(work());
         loop_.post([done = std::move(done), result]() mutable { done(std::move(*result)); });

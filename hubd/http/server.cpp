@@ -297,7 +297,8 @@ private:
 
 // ---------------------------------------------------------------------------
 
-Connection::Connection(detail::ServerCore& server, WatchedFd socket, std::string peerAddress, uint16_t peerPort)
+Connection::Connection(detail::ServerCore& server, WatchedFd socket, std::string peerAddress,
+                       uint16_t peerPort)
     : server_(server), socket_(std::move(socket)), peerAddress_(std::move(peerAddress)), peerPort_(peerPort) {
     ++server_.openCount;
 }
@@ -791,7 +792,8 @@ void detail::ServerCore::acceptFrom(Listener& listener) {
         // Fails harmlessly on an adopted AF_UNIX listener.
         ::setsockopt(raw, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         auto [host, port] = describePeer(addr);
-        auto owned = std::make_unique<Connection>(*this, WatchedFd(loop, std::move(fd)), std::move(host), port);
+        auto owned =
+            std::make_unique<Connection>(*this, WatchedFd(loop, std::move(fd)), std::move(host), port);
         Connection* connection = owned.get();
         connections.emplace(connection, std::move(owned));
         try {

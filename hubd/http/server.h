@@ -24,29 +24,31 @@
 namespace hubd::http {
 
 struct Limits {
-    size_t maxRequestLineBytes = 8 * 1024;   // 414 beyond
-    size_t maxHeaderBytes = 32 * 1024;       // 431 beyond (request line + headers)
-    size_t maxHeaderCount = 100;             // 431 beyond
-    size_t maxBodyBytes = 1024 * 1024;       // 413 beyond
-    std::chrono::milliseconds headerTimeout{10'000};   // whole request head must arrive in this (slowloris: 408 then close)
-    std::chrono::milliseconds bodyTimeout{30'000};     // whole body
-    std::chrono::milliseconds idleTimeout{60'000};     // keep-alive idle between requests
-    std::chrono::milliseconds writeTimeout{30'000};    // peer not reading our response
-    size_t maxConnections = 20'000;                    // beyond: accept and close at once
+    size_t maxRequestLineBytes = 8 * 1024;  // 414 beyond
+    size_t maxHeaderBytes = 32 * 1024;      // 431 beyond (request line + headers)
+    size_t maxHeaderCount = 100;            // 431 beyond
+    size_t maxBodyBytes = 1024 * 1024;      // 413 beyond
+    std::chrono::milliseconds headerTimeout{
+        10'000};  // whole request head must arrive in this (slowloris: 408 then close)
+    std::chrono::milliseconds bodyTimeout{30'000};   // whole body
+    std::chrono::milliseconds idleTimeout{60'000};   // keep-alive idle between requests
+    std::chrono::milliseconds writeTimeout{30'000};  // peer not reading our response
+    size_t maxConnections = 20'000;                  // beyond: accept and close at once
 };
 
 using Header = std::pair<std::string, std::string>;
 
 struct Request {
-    std::string method;   // "GET"
-    std::string target;   // raw request-target "/hub/api/users?x=1"
-    std::string path;     // percent-decoded path, "/hub/api/users" (decoding rejects %00 and invalid escapes with 400)
-    std::string rawPath;  // path as sent, not decoded
-    std::string query;    // raw query string without '?'
-    int versionMinor = 1; // HTTP/1.x
+    std::string method;  // "GET"
+    std::string target;  // raw request-target "/hub/api/users?x=1"
+    std::string
+        path;  // percent-decoded path, "/hub/api/users" (decoding rejects %00 and invalid escapes with 400)
+    std::string rawPath;          // path as sent, not decoded
+    std::string query;            // raw query string without '?'
+    int versionMinor = 1;         // HTTP/1.x
     std::vector<Header> headers;  // names as sent
     std::string body;
-    std::string peerAddress;      // "127.0.0.1" or "::1"
+    std::string peerAddress;  // "127.0.0.1" or "::1"
     uint16_t peerPort = 0;
     bool tls = false;
 

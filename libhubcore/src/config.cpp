@@ -661,10 +661,15 @@ const std::map<std::string_view, Handler>& handlers() {
          [](const Apply& x, const PyValue& v) {
              // The policy names profiles with [a-z0-9_-]; refuse early what the helper would.
              bool ok = !v.str.empty() && v.str.size() <= 64;
-             for (char ch : v.str) ok = ok && ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '-');
-             if (ok) x.st.s.sudospawnerProfile = v.str;
-             else x.error(fmt::format("SudoSpawner.profile must be a profile name of the sudospawner policy "
-                                      "([a-z0-9_-], at most 64 characters), got {}", v.repr()));
+             for (char ch : v.str)
+                 ok = ok && ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '-');
+             if (ok)
+                 x.st.s.sudospawnerProfile = v.str;
+             else
+                 x.error(
+                     fmt::format("SudoSpawner.profile must be a profile name of the sudospawner policy "
+                                 "([a-z0-9_-], at most 64 characters), got {}",
+                                 v.repr()));
          }},
     };
     return table;

@@ -215,7 +215,8 @@ std::vector<TraitInfo> buildCatalogue() {
     add("SudoSpawner.sudospawner_path", "Unicode", "'/usr/local/bin/sudospawner'",
         "Absolute path of the sudospawner helper, exactly as the sudoers rule names it.");
     add("SudoSpawner.profile", "Unicode", "'default'",
-        "Which profile of the root-owned sudospawner policy starts servers (what runs is the policy's choice).");
+        "Which profile of the root-owned sudospawner policy starts servers (what runs is the policy's "
+        "choice).");
     notNeeded("SudoSpawner.sudo_args", "List", "['-nH']", "Extra arguments for sudo.",
               "hubd always runs sudo -nH so that the sudoers rule stays minimal");
     notNeeded("SudoSpawner.mediator_log_level", "Unicode", "'INFO'", "Log level of the Python mediator.",

@@ -23,8 +23,8 @@ struct PyValue {
     bool boolean = false;
     int64_t integer = 0;
     double real = 0;
-    std::string str;  // Str (UTF-8) and Bytes (raw bytes)
-    std::vector<PyValue> items;  // List, Tuple, Set (sets keep source order, deduplicated)
+    std::string str;                                // Str (UTF-8) and Bytes (raw bytes)
+    std::vector<PyValue> items;                     // List, Tuple, Set (sets keep source order, deduplicated)
     std::vector<std::pair<PyValue, PyValue>> dict;  // Dict, in source order
 
     // Python-ish rendering for messages and --help-all: 'abc', {'a', 'b'}, True, None.
@@ -47,7 +47,7 @@ struct ServiceSpec {
     std::string apiToken;  // may be empty; user-provided, hashed before storage
     bool admin = false;
     std::string url;
-    std::vector<std::string> command;  // accepted, hubd does not launch managed services
+    std::vector<std::string> command;                // accepted, hubd does not launch managed services
     std::map<std::string, std::string> oauthFields;  // unused for now
 };
 
@@ -63,25 +63,25 @@ struct RoleSpec {
 // Typed settings. Defaults follow JupyterHub 3.0 unless noted.
 struct Settings {
     // JupyterHub
-    std::string bindUrl = "http://:8000";             // JupyterHub.bind_url (ip/port/base_url override parts);
-                                                      // scheme://host:port only, the path is in baseUrl
-    std::string baseUrl = "/";                        // JupyterHub.base_url, always begins and ends with '/'
-    std::string hubBindUrl = "http://127.0.0.1:8081"; // JupyterHub.hub_bind_url (hub_ip/hub_port override parts);
-                                                      // scheme://host:port only
-    std::string hubConnectUrl;                        // JupyterHub.hub_connect_url
+    std::string bindUrl = "http://:8000";  // JupyterHub.bind_url (ip/port/base_url override parts);
+                                           // scheme://host:port only, the path is in baseUrl
+    std::string baseUrl = "/";             // JupyterHub.base_url, always begins and ends with '/'
+    std::string hubBindUrl = "http://127.0.0.1:8081";  // JupyterHub.hub_bind_url (hub_ip/hub_port override
+                                                       // parts); scheme://host:port only
+    std::string hubConnectUrl;  // JupyterHub.hub_connect_url
     std::string dbUrl = "sqlite:///jupyterhub.sqlite";
     std::string cookieSecretFile = "jupyterhub_cookie_secret";
-    std::optional<std::string> cookieSecret;          // raw bytes, from JupyterHub.cookie_secret
+    std::optional<std::string> cookieSecret;  // raw bytes, from JupyterHub.cookie_secret
     double cookieMaxAgeDays = 14;
-    std::string authenticatorClass = "pam";           // canonical: "pam" or "dummy"
-    std::string spawnerClass = "simple";              // canonical: "simple" or "sudo"
+    std::string authenticatorClass = "pam";  // canonical: "pam" or "dummy"
+    std::string spawnerClass = "simple";     // canonical: "simple" or "sudo"
     bool adminAccess = false;
     std::vector<ServiceSpec> services;
     std::vector<RoleSpec> loadRoles;
-    std::map<std::string, std::string> apiTokens;     // JupyterHub.api_tokens: token -> user
+    std::map<std::string, std::string> apiTokens;  // JupyterHub.api_tokens: token -> user
     int apiPageDefaultLimit = 50;
     int apiPageMaxLimit = 200;
-    std::string sslKey, sslCert;                      // accepted; TLS lands with issue 5
+    std::string sslKey, sslCert;  // accepted; TLS lands with issue 5
     std::string logLevel = "INFO";
     bool shutdownOnLogout = false;
 
@@ -89,16 +89,16 @@ struct Settings {
     std::vector<std::string> allowedUsers;
     std::vector<std::string> blockedUsers;
     std::vector<std::string> adminUsers;
-    std::vector<std::string> allowedGroups;  // LocalAuthenticator.allowed_groups
-    std::vector<std::string> adminGroups;    // LocalAuthenticator/PAMAuthenticator.admin_groups
-    std::string usernamePattern;             // Authenticator.username_pattern (ECMAScript regex)
+    std::vector<std::string> allowedGroups;          // LocalAuthenticator.allowed_groups
+    std::vector<std::string> adminGroups;            // LocalAuthenticator/PAMAuthenticator.admin_groups
+    std::string usernamePattern;                     // Authenticator.username_pattern (ECMAScript regex)
     std::map<std::string, std::string> usernameMap;  // Authenticator.username_map
-    bool createSystemUsers = false;          // refused when True (see docs/config.md)
+    bool createSystemUsers = false;                  // refused when True (see docs/config.md)
     std::string pamService = "login";
     bool pamOpenSessions = false;
     bool pamCheckAccount = true;
     std::string pamEncoding = "utf8";
-    std::string dummyPassword;               // DummyAuthenticator.password
+    std::string dummyPassword;  // DummyAuthenticator.password
 
     // Spawner / SudoSpawner
     std::vector<std::string> spawnerCmd = {"jupyterhub-singleuser"};
@@ -111,17 +111,17 @@ struct Settings {
     bool disableUserConfig = false;
     bool spawnerDebug = false;
     std::string sudospawnerPath = "/usr/local/bin/sudospawner";
-    std::string sudospawnerProfile = "default";      // SudoSpawner.profile
+    std::string sudospawnerProfile = "default";  // SudoSpawner.profile
 };
 
 // The catalogue of traits, for --help-all, warnings and docs/config.md.
 struct TraitInfo {
-    std::string name;          // "JupyterHub.bind_url"
-    std::string type;          // "Unicode", "Bool", "Int", "Float", "List", "Set", "Dict", "Bytes"
-    std::string defaultRepr;   // as JupyterHub prints it
-    std::string help;          // one line
+    std::string name;         // "JupyterHub.bind_url"
+    std::string type;         // "Unicode", "Bool", "Int", "Float", "List", "Set", "Dict", "Bytes"
+    std::string defaultRepr;  // as JupyterHub prints it
+    std::string help;         // one line
     enum class Status { Supported, Later, NotNeeded } status = Status::Supported;
-    std::string note;          // for Later / NotNeeded: why, or which issue implements it
+    std::string note;  // for Later / NotNeeded: why, or which issue implements it
 };
 const std::vector<TraitInfo>& traitCatalogue();
 

@@ -19,8 +19,7 @@ std::string signCookie(std::string_view secret, std::string_view name, std::stri
                        int64_t unixTime);
 // Accepts values wrapped in double quotes (Python's SimpleCookie does that).
 std::optional<std::string> verifyCookie(std::string_view secret, std::string_view name,
-                                        std::string_view signedValue, int64_t unixNow,
-                                        double maxAgeDays);
+                                        std::string_view signedValue, int64_t unixNow, double maxAgeDays);
 
 // Parses a Cookie request header into (name, value) pairs, in order.
 std::vector<std::pair<std::string, std::string>> parseCookieHeader(std::string_view header);
@@ -33,13 +32,13 @@ struct CookieSecretResult {
 // JupyterHub's order: configured bytes, then JPY_COOKIE_SECRET (hex), then
 // the file (hex, created mode 0600 with 32 random bytes if missing). A file
 // readable by group or other is refused with "run chmod 600 FILE".
-CookieSecretResult loadCookieSecret(const std::optional<std::string>& configured,
-                                    const char* envHex, const std::string& path);
+CookieSecretResult loadCookieSecret(const std::optional<std::string>& configured, const char* envHex,
+                                    const std::string& path);
 
 std::string base64Encode(std::string_view data);
 std::optional<std::string> base64Decode(std::string_view text);
 std::string hexEncode(std::string_view data);
-std::optional<std::string> hexDecode(std::string_view text);  // ignores nothing: strict
+std::optional<std::string> hexDecode(std::string_view text);          // ignores nothing: strict
 std::string hmacSha256(std::string_view key, std::string_view data);  // raw 32 bytes
 
 }  // namespace hub

@@ -9,8 +9,8 @@
 
 #include <cstdint>
 #include <memory>
-#include <stdexcept>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,8 +27,8 @@ struct UserRecord {
     bool admin = false;
     Timestamp created;
     std::optional<Timestamp> lastActivity;
-    std::string cookieId;           // random; the content of the login cookie
-    std::vector<std::string> roles; // role names
+    std::string cookieId;            // random; the content of the login cookie
+    std::vector<std::string> roles;  // role names
     std::vector<std::string> groups;
 };
 
@@ -40,18 +40,18 @@ struct ServiceRecord {
 };
 
 struct TokenRecord {
-    int64_t id = 0;                  // API id is "a<id>"
-    std::optional<int64_t> userId;   // exactly one of userId / serviceId is set
+    int64_t id = 0;                 // API id is "a<id>"
+    std::optional<int64_t> userId;  // exactly one of userId / serviceId is set
     std::optional<int64_t> serviceId;
-    std::string prefix;              // first 4 characters of the token
-    std::string hashed;              // "sha512:<rounds>:<salt>:<hex digest>"
+    std::string prefix;  // first 4 characters of the token
+    std::string hashed;  // "sha512:<rounds>:<salt>:<hex digest>"
     std::string clientId = "jupyterhub";
     std::string sessionId;
     Timestamp created;
     std::optional<Timestamp> expiresAt;
     std::optional<Timestamp> lastActivity;
     std::string note;
-    std::vector<std::string> scopes; // raw, unexpanded (e.g. "access:servers!user")
+    std::vector<std::string> scopes;  // raw, unexpanded (e.g. "access:servers!user")
 };
 
 struct RoleRecord {
@@ -72,20 +72,20 @@ struct GroupRecord {
 struct ServerRecord {
     int64_t id = 0;
     int64_t userId = 0;
-    std::string name;                // "" = default server
-    bool active = false;             // JupyterHub's server_id != NULL
-    std::string url;                 // e.g. http://127.0.0.1:51234
-    std::string baseUrl;             // e.g. /user/alice/
-    std::string state;               // JSON, spawner-specific (pid, start time, ...)
+    std::string name;     // "" = default server
+    bool active = false;  // JupyterHub's server_id != NULL
+    std::string url;      // e.g. http://127.0.0.1:51234
+    std::string baseUrl;  // e.g. /user/alice/
+    std::string state;    // JSON, spawner-specific (pid, start time, ...)
     std::optional<Timestamp> started;
     std::optional<Timestamp> lastActivity;
     std::string userOptions = "{}";  // JSON
 };
 
 struct OAuthClientRecord {
-    std::string identifier;          // jupyterhub-user-alice
+    std::string identifier;  // jupyterhub-user-alice
     std::string description;
-    std::string secretHash;          // hashed like a token
+    std::string secretHash;  // hashed like a token
     std::string redirectUri;
     std::vector<std::string> allowedScopes;
 };
@@ -93,8 +93,8 @@ struct OAuthClientRecord {
 struct OAuthCodeRecord {
     int64_t id = 0;
     std::string clientId;
-    std::string codeHash;            // hashed; the code itself is never stored
-    int64_t expiresAt = 0;           // unix seconds
+    std::string codeHash;   // hashed; the code itself is never stored
+    int64_t expiresAt = 0;  // unix seconds
     std::string redirectUri;
     std::string sessionId;
     int64_t userId = 0;
@@ -123,7 +123,8 @@ public:
     Store& operator=(const Store&) = delete;
 
     // Runs fn inside BEGIN IMMEDIATE / COMMIT (ROLLBACK if fn throws).
-    template <typename Fn> void transaction(Fn&& fn);
+    template <typename Fn>
+    void transaction(Fn&& fn);
     void begin();
     void commit();
     void rollback();
@@ -135,7 +136,7 @@ public:
     // Creates with a fresh cookie id; throws StoreError if the name exists.
     UserRecord createUser(std::string_view name, bool admin);
     void updateUser(const UserRecord& user);  // name, admin, last_activity, cookie_id, roles, groups
-    void deleteUser(int64_t id);               // cascades to tokens, servers, codes
+    void deleteUser(int64_t id);              // cascades to tokens, servers, codes
     void touchUser(int64_t id, Timestamp when);
 
     // services (from JupyterHub.services; rows persist like users)
@@ -191,7 +192,8 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
-template <typename Fn> void Store::transaction(Fn&& fn) {
+template <typename Fn>
+void Store::transaction(Fn&& fn) {
     begin();
     try {
         fn();
