@@ -74,11 +74,7 @@ public:
                 return result;
             }
         }
-        result.username = mapUsername(settings_, *name);
-        if (auto invalid = validateUsername(result.username)) {
-            result.failureReason = "username_map produced an invalid name: " + *invalid;
-            return result;
-        }
+        if (!applyUsernameMap(settings_, *name, result)) return result;
         result.ok = true;
         return result;
     }
@@ -104,6 +100,15 @@ std::optional<std::string> normalizeLoginName(const Settings& settings, std::str
     if (!settings.usernamePattern.empty() && !matchesPattern(settings.usernamePattern, name, reason))
         return std::nullopt;
     return name;
+}
+
+bool applyUsernameMap(const Settings& settings, const std::string& name, AuthResult& result) {
+    result.username = mapUsername(settings, name);
+    if (auto invalid = validateUsername(result.username)) {
+        result.failureReason = "username_map produced an invalid name: " + *invalid;
+        return false;
+    }
+    return true;
 }
 
 std::string mapUsername(const Settings& settings, const std::string& name) {

@@ -143,11 +143,7 @@ public:
                 return std::find(settings_.adminGroups.begin(), settings_.adminGroups.end(), g) !=
                        settings_.adminGroups.end();
             });
-        result.username = mapUsername(settings_, *name);
-        if (auto invalid = validateUsername(result.username)) {
-            result.failureReason = "username_map produced an invalid name: " + *invalid;
-            return result;
-        }
+        if (!applyUsernameMap(settings_, *name, result)) return result;
         result.ok = true;
         return result;
     }

@@ -57,6 +57,9 @@ std::optional<std::string> normalizeLoginName(const Settings& settings, std::str
                                               std::string& reason);
 // Authenticator.username_map, applied after authentication (normalised keys).
 std::string mapUsername(const Settings& settings, const std::string& name);
+// Sets result.username to the mapped name; false (with failureReason) if the
+// mapping produced an invalid name. The last step of every authenticator.
+bool applyUsernameMap(const Settings& settings, const std::string& name, AuthResult& result);
 
 // Unix groups of a user (getgrouplist + getgrnam_r); empty if unknown.
 std::vector<std::string> unixGroupsOf(const std::string& username);
