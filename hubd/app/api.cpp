@@ -551,6 +551,11 @@ private:
                     return c_.error(400, "Invalid username: " + *err);
                 if (newName != u->name && hub_.findUser(newName))
                     return c_.error(400, "User " + newName + " already exists, username must be unique");
+                if (const ServerState* st = hub_.servers().state(u->id);
+                    newName != u->name && st && st->phase != ServerState::Phase::Stopped)
+                    return c_.error(400, "Cannot rename " + u->name +
+                                             " while their server is running: stop it "
+                                             "first");
                 changed.name = newName;
             } else if (key == "admin") {
                 if (!value.isBool()) return c_.error(400, "admin must be true or false");
@@ -577,6 +582,12 @@ private:
         if (!u) return c_.error(404, "No such user " + hub::safe(name, 100));
         if (c_.principal.kind == Principal::Kind::User && c_.principal.id == u->id)
             return c_.error(400, "Cannot delete yourself!");
+        if (const ServerState* st = hub_.servers().state(u->id);
+            st && st->phase != ServerState::Phase::Stopped)
+            return c_.error(400, "User " + name +
+                                     "'s server is running or pending: stop it first (DELETE "
+                                     "/hub/api/users/" +
+                                     name + "/server)");
         hub_.deleteUser(u->id);
         hub::logInfo("Deleted user {} via API by {}", name, c_.principal.name);
         c_.noContent();

@@ -200,6 +200,12 @@ def test_spawn_as_alice(hub, alice):
     status, _, body = c.get("/hub/server-log")
     check(status == 200 and f"stand-in server for {alice.name}".encode() in body, "alice sees her log on a hub page")
 
+    status, body, _ = api(hub, "DELETE", f"/users/{alice.name}")
+    check(status == 400 and "stop it first" in body["message"], "a user with a running server is not deleted")
+    status, body, _ = hub.client().json("PATCH", f"/hub/api/users/{alice.name}",
+                                        headers={"Authorization": f"token {SERVICE_TOKEN}"}, json={"name": "renamed"})
+    check(status == 400, "nor renamed while the server runs")
+
     # Restart: kill -9, start again, the same process is reattached.
     pid = dump["pid"]
     hub.kill9()
