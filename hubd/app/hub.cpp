@@ -883,6 +883,9 @@ void Hub::handleHead(hubd::http::HeadContext& context) {
         std::string_view owner = std::string_view(match->prefix).substr(userPrefix.size());
         owner = owner.substr(0, owner.find('/'));
         if (!mayUseUserRoute(context.request, owner)) return;
+        // Traffic through the proxy is activity (issue 4), throttled on its
+        // way to the database like every other activity report.
+        if (const hub::UserRecord* u = findUser(owner)) recordActivity(u->id, hub::now());
     }
     proxy_->forward(context, std::move(match->target));
 }

@@ -187,6 +187,16 @@ def test_spawn_as_alice(hub, alice):
           "the server's token identifies alice with the server role's scopes")
     status, _, _ = hub.client().json("GET", "/hub/api/users", headers={"Authorization": f"token {token}"})
     check(status == 403, "the server's token cannot list users")
+    # Proxied traffic counts as activity. The server's own token is used because
+    # its use is not itself recorded as activity (as in JupyterHub).
+    before = server_model(hub, alice.name)["last_activity"]
+    time.sleep(1.1)
+    status, _, body = hub.client().get(f"/user/{alice.name}/", headers={"Authorization": f"token {token}"})
+    check(status == 200 and body == b"stand-in", "a token with access to the server is proxied to it")
+    after = server_model(hub, alice.name)["last_activity"]
+    check(before and after and after > before, f"traffic through the proxy is activity ({before} -> {after})")
+    status, _, body = hub.client().get(f"/user/{alice.name}/")
+    check(body != b"stand-in", "a request without credentials never reaches the server")
     status, headers, body = c.get("/hub/home")
     check(b"running" in body and b'id="stop"' in body, "the home page shows the running server with a Stop button")
     status, headers, body = hub.client().get(f"/hub/api/users/{alice.name}/server/log?lines=50",
