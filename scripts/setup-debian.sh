@@ -23,7 +23,7 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 packages=(
     # build
     build-essential meson ninja-build pkg-config clang-format
-    libpoco-dev libssl-dev libsqlite3-dev libpam0g-dev libcap-dev libfmt-dev
+    libssl-dev libsqlite3-dev libpam0g-dev libcap-dev libfmt-dev
     doctest-dev
     # tests and demo: system tools the scripts and integration tests call
     sudo sqlite3 python3 curl passwd util-linux binutils
