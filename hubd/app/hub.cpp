@@ -846,7 +846,9 @@ bool Hub::mayUseUserRoute(const Request& request, std::string_view owner) {
     Resource target{std::string(owner), groupsOf(owner), std::string(owner) + "/", {}, {}};
     if (!request.header("Authorization").empty()) {
         Principal p = authenticate(request, false);
-        return p && holds(p.scopes, "access:servers", target);
+        if (p && holds(p.scopes, "access:servers", target)) return true;
+        // Not a hub token for this server (it may be one for the server
+        // itself): the browser's session below still decides.
     }
     const hub::UserRecord* user = userSessionUser(request);
     if (!user) return false;

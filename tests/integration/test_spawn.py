@@ -197,6 +197,9 @@ def test_spawn_as_alice(hub, alice):
     check(before and after and after > before, f"traffic through the proxy is activity ({before} -> {after})")
     status, _, body = hub.client().get(f"/user/{alice.name}/")
     check(body != b"stand-in", "a request without credentials never reaches the server")
+    status, _, body = c.get(f"/user/{alice.name}/", headers={"Authorization": "token not-a-hub-token"})
+    check(status == 200 and body == b"stand-in",
+          "alice's browser session reaches her server even with a foreign Authorization header")
     status, headers, body = c.get("/hub/home")
     check(b"running" in body and b'id="stop"' in body, "the home page shows the running server with a Stop button")
     status, headers, body = hub.client().get(f"/hub/api/users/{alice.name}/server/log?lines=50",
