@@ -539,6 +539,10 @@ void sudospawnerPath(const Apply& x, const PyValue& v) {
 }
 
 #define SETTER(field, expr) [](const Apply& x, const PyValue& v) { x.st.s.field = (expr); }
+#define POSITIVE_INT(field)                                \
+    [](const Apply& x, const PyValue& v) {                 \
+        if (auto n = positiveInt(x, v)) x.st.s.field = *n; \
+    }
 #define STRINGS(field, unique)                                                           \
     [](const Apply& x, const PyValue& v) {                                               \
         if (auto items = x.strings(v, x.name, unique)) x.st.s.field = std::move(*items); \
@@ -607,14 +611,8 @@ const std::map<std::string_view, Handler>& handlers() {
         {"JupyterHub.services", services},
         {"JupyterHub.load_roles", loadRoles},
         {"JupyterHub.api_tokens", apiTokens},
-        {"JupyterHub.api_page_default_limit",
-         [](const Apply& x, const PyValue& v) {
-             if (auto n = positiveInt(x, v)) x.st.s.apiPageDefaultLimit = *n;
-         }},
-        {"JupyterHub.api_page_max_limit",
-         [](const Apply& x, const PyValue& v) {
-             if (auto n = positiveInt(x, v)) x.st.s.apiPageMaxLimit = *n;
-         }},
+        {"JupyterHub.api_page_default_limit", POSITIVE_INT(apiPageDefaultLimit)},
+        {"JupyterHub.api_page_max_limit", POSITIVE_INT(apiPageMaxLimit)},
         {"JupyterHub.ssl_key", SETTER(sslKey, v.str)},
         {"JupyterHub.ssl_cert", SETTER(sslCert, v.str)},
         {"JupyterHub.log_level", logLevel},
@@ -644,14 +642,8 @@ const std::map<std::string_view, Handler>& handlers() {
         {"Spawner.cmd", spawnerCmd},
         {"Spawner.args", STRINGS(spawnerArgs, false)},
         {"Spawner.environment", environment},
-        {"Spawner.start_timeout",
-         [](const Apply& x, const PyValue& v) {
-             if (auto n = positiveInt(x, v)) x.st.s.startTimeout = *n;
-         }},
-        {"Spawner.http_timeout",
-         [](const Apply& x, const PyValue& v) {
-             if (auto n = positiveInt(x, v)) x.st.s.httpTimeout = *n;
-         }},
+        {"Spawner.start_timeout", POSITIVE_INT(startTimeout)},
+        {"Spawner.http_timeout", POSITIVE_INT(httpTimeout)},
         {"Spawner.notebook_dir", SETTER(notebookDir, v.str)},
         {"Spawner.default_url", SETTER(defaultUrl, v.str)},
         {"Spawner.disable_user_config", SETTER(disableUserConfig, v.boolean)},
@@ -676,6 +668,7 @@ const std::map<std::string_view, Handler>& handlers() {
 }
 
 #undef SETTER
+#undef POSITIVE_INT
 #undef STRINGS
 
 // The generic check of TraitInfo::type; "Union", "Enum" and "Any" are left to handlers.
