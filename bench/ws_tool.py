@@ -18,24 +18,10 @@ import struct
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
+from wsframe import make_frame  # noqa: E402
+
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-
-def frame(opcode, payload, mask):
-    n = len(payload)
-    head = bytes([0x80 | opcode])
-    bit = 0x80 if mask else 0
-    if n < 126:
-        head += bytes([bit | n])
-    elif n < 65536:
-        head += bytes([bit | 126]) + struct.pack("!H", n)
-    else:
-        head += bytes([bit | 127]) + struct.pack("!Q", n)
-    if mask:
-        key = os.urandom(4)
-        payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-        head += key
-    return head + payload
 
 
 async def read_frame(reader):
@@ -66,7 +52,7 @@ async def serve_one(reader, writer):
                      b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
         while True:
             opcode, payload = await read_frame(reader)
-            writer.write(frame(opcode, payload, mask=False))
+            writer.write(make_frame(opcode, payload, mask=False))
             if opcode == 8:
                 break
     except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
@@ -96,7 +82,7 @@ async def connect(port, path):
 
 
 async def roundtrip(reader, writer, payload):
-    writer.write(frame(2, payload, mask=True))
+    writer.write(make_frame(2, payload, mask=True))
     opcode, echoed = await read_frame(reader)
     return opcode == 2 and echoed == payload
 
