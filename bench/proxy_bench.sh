@@ -8,12 +8,22 @@
 # Environment (all optional):
 #   HUBD=PATH              hubd binary (default: build/hubd/hubd)
 #   BENCH_DURATION=10s     wrk duration per measurement (plus a 2 s warm-up)
-#   BENCH_CONNECTIONS=64   wrk connections (one wrk thread)
+#   BENCH_CONNECTIONS=64   wrk connections
+#   BENCH_THREADS=1        wrk threads
+#   BENCH_ROUNDS=3         rounds of the wrk, download and echo measurements; the
+#                          targets take turns in each round (order rotated), the
+#                          table gives the median and the notes the spread
 #   BENCH_WS_IDLE=10000    idle WebSockets opened through each proxy
 #   BENCH_WS_ECHO=64       WebSockets doing echo round trips at once
 #   BENCH_PORT_BASE=19000  ports BASE+1 .. BASE+21
-#   BENCH_PIN=1            proxies on CPU 1, load generators and backends on CPU 0
+#   BENCH_PIN=1            pin CPUs (below); 0: let the scheduler place everything
+#   BENCH_PROXY_CPUS=1     taskset CPU list of the proxies
+#   BENCH_LOAD_CPUS=0      ... of wrk, curl and the WebSocket clients
+#   BENCH_BACKEND_CPUS=0   ... of the nginx backend and the WebSocket echo backend
+#   BENCH_NICE=-10         run everything at this nice level (root), all targets alike
 #   BENCH_SKIP_CHP=1       leave configurable-http-proxy out (no npm install)
+#   CHP=PATH               an installed configurable-http-proxy (bin/ script) instead of npm
+#   BENCH_PARTS=wrk,download,echo,idle   which measurements to run
 #   BENCH_KEEP=1           keep the temporary directory (configs, logs)
 set -euo pipefail
 
@@ -21,6 +31,9 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 hubd_bin="${HUBD:-$repo_root/build/hubd/hubd}"
 duration="${BENCH_DURATION:-10s}"
 conns="${BENCH_CONNECTIONS:-64}"
+threads="${BENCH_THREADS:-1}"
+rounds="${BENCH_ROUNDS:-3}"
+parts=",${BENCH_PARTS:-wrk,download,echo,idle},"
 ws_idle="${BENCH_WS_IDLE:-10000}"
 ws_echo="${BENCH_WS_ECHO:-64}"
 base="${BENCH_PORT_BASE:-19000}"
@@ -43,11 +56,29 @@ for tool in nginx wrk curl python3 setsid; do
 done
 [[ -x "$hubd_bin" ]] || die "no hubd at $hubd_bin (build it, or set HUBD)"
 
-proxy_pin=()
-load_pin=()
+# BENCH_NICE (e.g. -10, as root) gives every process of the benchmark the
+# same higher priority, so that unrelated work on a shared machine (builds)
+# takes less of the measured cores; it applies to all targets alike. With
+# the kernel's autogroups (sched_autogroup_enabled), nice only ranks tasks
+# within one session, so each session of ours (this script's, and each
+# setsid below) also gets the nice value through /proc/self/autogroup.
+prio=()
+if [[ -n "${BENCH_NICE:-}" ]]; then
+    if [[ -z "${BENCH_IN_OWN_SESSION:-}" ]]; then
+        BENCH_IN_OWN_SESSION=1 exec setsid -w "$0" "$@"
+    fi
+    echo "$BENCH_NICE" >/proc/self/autogroup 2>/dev/null || true
+    prio=(nice -n "$BENCH_NICE" sh -c 'echo "$0" >/proc/self/autogroup 2>/dev/null; exec "$@"' "$BENCH_NICE")
+fi
+proxy_pin=("${prio[@]}")
+load_pin=("${prio[@]}")
+backend_pin=("${prio[@]}")
+pinning="not pinned"
 if [[ "$pin" == 1 ]] && (($(nproc) >= 2)) && command -v taskset >/dev/null; then
-    proxy_pin=(taskset -c 1)
-    load_pin=(taskset -c 0)
+    proxy_pin+=(taskset -c "${BENCH_PROXY_CPUS:-1}")
+    load_pin+=(taskset -c "${BENCH_LOAD_CPUS:-0}")
+    backend_pin+=(taskset -c "${BENCH_BACKEND_CPUS:-0}")
+    pinning="proxies on CPU ${BENCH_PROXY_CPUS:-1}, load generators on CPU ${BENCH_LOAD_CPUS:-0}, backends on CPU ${BENCH_BACKEND_CPUS:-0}"
 else
     log "not pinning CPUs (BENCH_PIN=$pin, $(nproc) CPUs)"
 fi
@@ -149,8 +180,8 @@ http {
 EOF
 sed -i "s|ERRLOG|proxy-error.log|" "$work/proxy.conf"
 
-spawn backend "${load_pin[@]}" nginx -c "$work/backend.conf" -e "$work/backend-error.log"
-spawn wsecho "${load_pin[@]}" python3 "$ws_tool" server "$ws_port"
+spawn backend "${backend_pin[@]}" nginx -c "$work/backend.conf" -e "$work/backend-error.log"
+spawn wsecho "${backend_pin[@]}" python3 "$ws_tool" server "$ws_port"
 wait_http "http://127.0.0.1:$backend_port/services/bench/1k" || die "backend nginx did not start: $(cat "$work/backend.log")"
 wait_port "$ws_port" || die "WebSocket echo backend did not start"
 
@@ -179,10 +210,14 @@ declare -A wsport=([direct]=$ws_port [nginx]=$nginx_port [hubd]=$hubd_port)
 declare -A pid=([nginx]=$nginx_pid [hubd]=$hubd_pid)
 
 if [[ "${BENCH_SKIP_CHP:-0}" != 1 ]]; then
-    log "installing configurable-http-proxy@5 into $work/chp (npm)"
-    if timeout 300 npm install --prefix "$work/chp" --no-audit --no-fund --silent configurable-http-proxy@5 \
-        >"$work/npm.log" 2>&1; then
+    if [[ -n "${CHP:-}" ]]; then
+        chp_bin=$CHP
+    elif log "installing configurable-http-proxy@5 into $work/chp (npm)" &&
+        timeout 300 npm install --prefix "$work/chp" --no-audit --no-fund --silent configurable-http-proxy@5 \
+            >"$work/npm.log" 2>&1; then
         chp_bin="$work/chp/node_modules/configurable-http-proxy/bin/configurable-http-proxy"
+    fi
+    if [[ -n "${chp_bin:-}" ]]; then
         chp_token=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
         CONFIGPROXY_AUTH_TOKEN=$chp_token spawn chp "${proxy_pin[@]}" node "$chp_bin" --ip 127.0.0.1 \
             --port "$chp_port" --api-ip 127.0.0.1 --api-port "$chp_api_port" --log-level warn
@@ -198,7 +233,7 @@ if [[ "${BENCH_SKIP_CHP:-0}" != 1 ]]; then
         port[chp]=$chp_port
         wsport[chp]=$chp_port
         pid[chp]=$chp_pid
-        chp_version=$(node -p "require('$work/chp/node_modules/configurable-http-proxy/package.json').version")
+        chp_version=$(node -p "require('$(dirname "$chp_bin")/../package.json').version")
     else
         log "npm install failed (see below); configurable-http-proxy left out"
         tail -5 "$work/npm.log" >&2
@@ -206,26 +241,75 @@ if [[ "${BENCH_SKIP_CHP:-0}" != 1 ]]; then
 fi
 
 # --- measurements ----------------------------------------------------------
-declare -A rps p99 dl dlrss idle_rss ws_per ws_note echo_rate echo_p99
+# Per target, space-separated values of every round; the table shows medians.
+declare -A rps p99 cpu_us cpu_pct busy load_cpu echo_cpu dl dlrss idle_rss ws_per ws_note echo_rate echo_p99
 
 to_ms() { # wrk latency "850.00us" / "1.23ms" / "2.00s" -> ms
     awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /[0-9]s$/ && v !~ /ms$/) n *= 1000; printf "%.2f", n }'
 }
 
-for n in "${names[@]}"; do
-    url="http://127.0.0.1:${port[$n]}/services/bench/1k"
-    log "$n: wrk -t1 -c$conns -d$duration --latency $url"
-    "${load_pin[@]}" wrk -t1 -c"$conns" -d2s "$url" >/dev/null
-    out=$("${load_pin[@]}" wrk -t1 -c"$conns" -d"$duration" --latency "$url")
-    echo "$out" >"$work/wrk-$n.txt"
-    rps[$n]=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")
-    p99[$n]=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
-    if grep -q "Non-2xx\|Socket errors" <<<"$out"; then rps[$n]="${rps[$n]} (errors)"; fi
-done
+# cpu_ticks PID: user + system clock ticks of every process (all threads) in
+# the process group of PID.
+cpu_ticks() {
+    local p total=0 t
+    for p in $(ps -o pid= -g "$1" 2>/dev/null); do
+        t=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}') || continue
+        total=$((total + ${t:-0}))
+    done
+    echo "$total"
+}
+# cpu_stat: "busy total" jiffies per CPU, one line each (cpu0 first).
+cpu_stat() { awk '/^cpu[0-9]/ {b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6}' /proc/stat; }
+# busy_pct BEFORE AFTER: "cpu0 %/cpu1 %/..." between two cpu_stat outputs.
+busy_pct() {
+    paste -d' ' <(echo "$1") <(echo "$2") |
+        awk '{ t = $4 - $2; printf "%s%.0f", (NR > 1 ? "/" : ""), (t > 0 ? 100 * ($3 - $1) / t : 0) } END { print "" }'
+}
+clk_tck=$(getconf CLK_TCK)
+wrk_seconds=$(awk -v d="$duration" 'BEGIN { n = d + 0; if (d ~ /m$/) n *= 60; print n }')
 
-for n in "${names[@]}"; do
-    url="http://127.0.0.1:${port[$n]}/services/bench/100m"
-    peak=0
+# order ROUND: the targets rotated by ROUND, so no target always runs first.
+order() {
+    local r=$1 i k=${#names[@]}
+    for ((i = 0; i < k; i++)); do printf '%s\n' "${names[$(((i + r) % k))]}"; done
+}
+
+measure_wrk() { # TARGET ROUND
+    local n=$1 r=$2 url="http://127.0.0.1:${port[$1]}/services/bench/1k" out t0=0 t1=0 s0 s1 req
+    "${load_pin[@]}" wrk -t"$threads" -c"$conns" -d2s "$url" >/dev/null
+    if [[ -n "${pid[$n]:-}" ]]; then t0=$(cpu_ticks "${pid[$n]}"); fi
+    local b0 b1 wrk_cpu=""
+    b0=$(cpu_ticks "$backend_pid")
+    s0=$(cpu_stat)
+    # /usr/bin/time (if installed) reports wrk's own CPU time.
+    if [[ -x /usr/bin/time ]]; then
+        out=$(/usr/bin/time -f '%U %S' -o "$work/wrk-time" "${load_pin[@]}" wrk -t"$threads" -c"$conns" -d"$duration" --latency "$url")
+        wrk_cpu=$(awk -v s="$wrk_seconds" '{printf "%.0f", 100 * ($1 + $2) / s}' "$work/wrk-time")
+    else
+        out=$("${load_pin[@]}" wrk -t"$threads" -c"$conns" -d"$duration" --latency "$url")
+    fi
+    s1=$(cpu_stat)
+    b1=$(cpu_ticks "$backend_pid")
+    local backend_cpu=$(((b1 - b0) * 100 / clk_tck / ${wrk_seconds%.*}))
+    load_cpu[$n]+=" ${wrk_cpu:-?}+$backend_cpu"
+    echo "$out" >"$work/wrk-$n-$r.txt"
+    local v
+    v=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")
+    req=$(awk '$2 == "requests" && $3 == "in" {print $1}' <<<"$out")
+    if grep -q "Non-2xx\|Socket errors" <<<"$out"; then rps_err[$n]=1; fi
+    rps[$n]+=" $v"
+    p99[$n]+=" $(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")"
+    busy[$n]+=" $(busy_pct "$s0" "$s1")"
+    if [[ -n "${pid[$n]:-}" ]]; then
+        t1=$(cpu_ticks "${pid[$n]}")
+        cpu_us[$n]+=" $(awk -v t=$((t1 - t0)) -v hz="$clk_tck" -v q="$req" 'BEGIN {printf "%.1f", (q > 0 ? 1e6 * t / hz / q : 0)}')"
+        cpu_pct[$n]+=" $(awk -v t=$((t1 - t0)) -v hz="$clk_tck" -v s="$wrk_seconds" 'BEGIN {printf "%.0f", 100 * t / hz / s}')"
+    fi
+    log "$n round $r: $v req/s, p99 $(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")") ms, CPU busy % (cpu0/cpu1) $(busy_pct "$s0" "$s1"), wrk+backend CPU % ${wrk_cpu:-?}+$backend_cpu${pid[$n]:+, proxy CPU $((t1 - t0)) ticks}"
+}
+
+measure_download() { # TARGET ROUND
+    local n=$1 r=$2 url="http://127.0.0.1:${port[$1]}/services/bench/100m" speed sampler peak bps size
     if [[ -n "${pid[$n]:-}" ]]; then
         (while :; do rss_kib "${pid[$n]}"; sleep 0.05; done) >"$work/rss-$n.txt" &
         sampler=$!
@@ -235,18 +319,43 @@ for n in "${names[@]}"; do
         kill "$sampler" 2>/dev/null || true
         wait "$sampler" 2>/dev/null || true
         peak=$(sort -n "$work/rss-$n.txt" | tail -1)
-        dlrss[$n]="$((peak / 1024)) MiB"
-    else
-        dlrss[$n]="–"
+        dlrss[$n]+=" $((peak / 1024))"
     fi
     read -r bps size <<<"$speed"
-    dl[$n]=$(awk -v b="$bps" 'BEGIN {printf "%.0f", b / 1048576}')
-    [[ "$size" == $((100 * 1024 * 1024)) ]] || dl[$n]="${dl[$n]} (short: $size B)"
-    log "$n: 100 MiB download at ${dl[$n]} MiB/s, peak proxy RSS ${dlrss[$n]}"
+    dl[$n]+=" $(awk -v b="$bps" 'BEGIN {printf "%.0f", b / 1048576}')"
+    [[ "$size" == $((100 * 1024 * 1024)) ]] || dl_short[$n]="$size B"
+    log "$n round $r: 100 MiB download at $(awk -v b="$bps" 'BEGIN {printf "%.0f", b / 1048576}') MiB/s"
+}
+
+measure_echo() { # TARGET ROUND
+    local n=$1 r=$2 result t0=0 t1=0 msgs
+    if [[ -n "${pid[$n]:-}" ]]; then t0=$(cpu_ticks "${pid[$n]}"); fi
+    result=$("${load_pin[@]}" timeout 60 python3 "$ws_tool" echo "${wsport[$n]}" /services/ws/echo "$ws_echo" 10 || echo '{}')
+    echo_rate[$n]+=" $(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get("msgs_per_s","n/a"))' "$result")"
+    echo_p99[$n]+=" $(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get("p99_ms","n/a"))' "$result")"
+    if [[ -n "${pid[$n]:-}" ]]; then
+        # Proxy CPU per round trip (two relayed messages); includes opening
+        # and closing the connections.
+        t1=$(cpu_ticks "${pid[$n]}")
+        msgs=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get("messages",0))' "$result")
+        echo_cpu[$n]+=" $(awk -v t=$((t1 - t0)) -v hz="$clk_tck" -v q="$msgs" 'BEGIN {printf "%.1f", (q > 0 ? 1e6 * t / hz / q : 0)}')"
+    fi
+    log "$n round $r: WebSocket echo $result${pid[$n]:+, proxy CPU $((t1 - t0)) ticks}"
+}
+
+declare -A rps_err dl_short
+log "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+for part in wrk download echo; do
+    [[ "$parts" == *",$part,"* ]] || continue
+    # Echo runs before the idle test: the Python echo backend then has no
+    # thousands of closing connections on its hands.
+    for ((r = 1; r <= rounds; r++)); do
+        for n in $(order "$r"); do "measure_$part" "$n" "$r"; done
+    done
 done
 
 for n in "${names[@]}"; do
-    [[ -n "${pid[$n]:-}" ]] || continue
+    [[ -n "${pid[$n]:-}" && "$parts" == *",idle,"* ]] || continue
     sleep 1
     before=$(rss_kib "${pid[$n]}")
     idle_rss[$n]="$((before / 1024)) MiB"
@@ -273,33 +382,54 @@ for n in "${names[@]}"; do
     fi
     log "$n: ${ws_per[$n]} KiB per idle WebSocket (${ws_note[$n]})"
 done
-
-for n in "${names[@]}"; do
-    log "$n: WebSocket echo, $ws_echo connections, 10 s"
-    result=$("${load_pin[@]}" timeout 60 python3 "$ws_tool" echo "${wsport[$n]}" /services/ws/echo "$ws_echo" 10 || echo '{}')
-    echo_rate[$n]=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get("msgs_per_s","n/a"))' "$result")
-    echo_p99[$n]=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get("p99_ms","n/a"))' "$result")
-done
+log "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --- table -----------------------------------------------------------------
+# median FORMAT "V1 V2 ...": the median (mean of the middle two for an even count).
+median() {
+    tr ' ' '\n' <<<"$2" | awk 'NF' | sort -g |
+        awk -v f="$1" '{v[NR] = $1} END {if (NR) printf f "\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
+spread() { tr ' ' '\n' <<<"$1" | awk 'NF' | sort -g | awk '{v[NR] = $1} END {if (NR) printf "%s–%s", v[1], v[NR]}'; }
+declare -A m_rps m_p99 m_cpu m_cpupct m_dl m_dlrss m_echo m_echo_p99 m_echo_cpu
+for n in "${names[@]}"; do
+    m_rps[$n]=$(median %.0f "${rps[$n]:-}")
+    [[ -n "${rps_err[$n]:-}" ]] && m_rps[$n]+=" (errors)"
+    m_p99[$n]=$(median %.2f "${p99[$n]:-}")
+    m_cpu[$n]=$(median %.1f "${cpu_us[$n]:-}")
+    m_cpupct[$n]=$(median %.0f "${cpu_pct[$n]:-}")
+    m_dl[$n]=$(median %.0f "${dl[$n]:-}")
+    [[ -n "${dl_short[$n]:-}" ]] && m_dl[$n]+=" (short: ${dl_short[$n]})"
+    if [[ -n "${dlrss[$n]:-}" ]]; then m_dlrss[$n]="$(median %.0f "${dlrss[$n]:-}") MiB"; else m_dlrss[$n]="–"; fi
+    m_echo[$n]=$(median %.0f "${echo_rate[$n]:-}")
+    m_echo_p99[$n]=$(median %.1f "${echo_p99[$n]:-}")
+    m_echo_cpu[$n]=$(median %.1f "${echo_cpu[$n]:-}")
+done
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f×", a / b; else print "–" }'; }
 has_chp=0
 [[ -n "${pid[chp]:-}" ]] && has_chp=1
 
-header="| | direct | nginx 1.22 (proxy) | hubd |"
+header="| | direct | nginx $(nginx -v 2>&1 | sed 's|.*nginx/||') (proxy) | hubd |"
 sep="|---|---:|---:|---:|"
 if ((has_chp)); then header+=" CHP $chp_version |"; sep+="---:|"; fi
 header+=" hubd vs nginx |"
 sep+="---:|"
 if ((has_chp)); then header+=" hubd vs CHP |"; sep+="---:|"; fi
 
-row() { # LABEL ASSOC HIGHER_IS_BETTER(1/0)
+row() { # LABEL ASSOC HIGHER_IS_BETTER(1/0, 2: no ratio)
     local label=$1 better=$3
     local -n arr=$2
     local line="| $label | ${arr[direct]:-–} | ${arr[nginx]:-–} | ${arr[hubd]:-–} |"
     ((has_chp)) && line+=" ${arr[chp]:-–} |"
     local h=${arr[hubd]:-0} x=${arr[nginx]:-0} c=${arr[chp]:-0}
     h=${h%% *}; x=${x%% *}; c=${c%% *}
+    if ((better == 2)); then
+        line+=" |"
+        ((has_chp)) && line+=" |"
+        echo "$line"
+        return
+    fi
     if ((better)); then line+=" $(ratio "$h" "$x") |"; else line+=" $(ratio "$x" "$h") |"; fi
     if ((has_chp)); then
         if ((better)); then line+=" $(ratio "$h" "$c") |"; else line+=" $(ratio "$c" "$h") |"; fi
@@ -308,20 +438,33 @@ row() { # LABEL ASSOC HIGHER_IS_BETTER(1/0)
 }
 
 echo
-echo "Proxy benchmark, $(date -u +%Y-%m-%d), $(nproc) CPUs ($(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//')),"
-echo "wrk -t1 -c$conns -d$duration --latency; proxies pinned to CPU 1, load and backends to CPU 0 (BENCH_PIN=$pin)."
+echo "Proxy benchmark, $(date -u '+%Y-%m-%d %H:%M') UTC, $(nproc) CPUs ($(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//')),"
+echo "wrk -t$threads -c$conns -d$duration --latency; $pinning${BENCH_NICE:+, nice $BENCH_NICE}; median of $rounds rounds."
 echo "Ratios: above 1× means hubd is better."
 echo
 echo "$header"
 echo "$sep"
-row "requests/s, 1 KiB file" rps 1
-row "p99 latency, ms" p99 0
-row "100 MiB download, MiB/s" dl 1
-row "proxy RSS during download" dlrss 0
+row "requests/s, 1 KiB file" m_rps 1
+row "p99 latency, ms" m_p99 0
+row "proxy CPU per request, µs" m_cpu 0
+row "proxy CPU use during wrk, % of one core" m_cpupct 2
+row "100 MiB download, MiB/s" m_dl 1
+row "proxy peak RSS during download" m_dlrss 0
 row "proxy RSS before WebSockets" idle_rss 0
 row "RSS per idle WebSocket, KiB ($ws_idle)" ws_per 0
-row "WebSocket echo, msgs/s ($ws_echo conns)" echo_rate 1
-row "WebSocket echo p99, ms" echo_p99 0
+row "WebSocket echo, msgs/s ($ws_echo conns)" m_echo 1
+row "WebSocket echo p99, ms" m_echo_p99 0
+row "proxy CPU per echo round trip, µs" m_echo_cpu 0
+echo
+echo "Spread over the $rounds rounds (min–max):"
+echo
+for n in "${names[@]}"; do
+    line="- $n:"
+    [[ -n "${rps[$n]:-}" ]] && line+=" requests/s $(spread "${rps[$n]}"), p99 $(spread "${p99[$n]}") ms${cpu_us[$n]:+, proxy CPU $(spread "${cpu_us[$n]}") µs/request}; CPU busy % (cpu0/cpu1, anyone's) during wrk:${busy[$n]}; wrk + backend CPU %:${load_cpu[$n]};"
+    [[ -n "${dl[$n]:-}" ]] && line+=" download $(spread "${dl[$n]}") MiB/s;"
+    [[ -n "${echo_rate[$n]:-}" ]] && line+=" echo $(spread "${echo_rate[$n]}") msgs/s (p99 $(spread "${echo_p99[$n]}") ms${echo_cpu[$n]:+, proxy CPU $(spread "${echo_cpu[$n]}") µs per round trip})"
+    echo "$line"
+done
 echo
 for n in "${names[@]}"; do [[ -n "${ws_note[$n]:-}" ]] && echo "- $n idle WebSockets: ${ws_note[$n]}"; done
 true

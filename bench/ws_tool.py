@@ -8,12 +8,18 @@
                                               still echoes, print JSON
   ws_tool.py echo PORT PATH CONNS SECONDS     CONNS connections ping-pong 32-byte
                                               messages; print JSON (msgs/s, p50, p99)
+  ws_tool.py soak PORT PATH CONNS SECONDS RATE CHURN PID EVERY
+                                              hold CONNS WebSockets for SECONDS with
+                                              RATE echoes/s in total and CHURN
+                                              reconnects/s; every EVERY s print a JSON
+                                              sample of PID's RSS and fds (bench/ws_soak.sh)
 """
 import asyncio
 import base64
 import hashlib
 import json
 import os
+import random
 import struct
 import sys
 import time
@@ -33,8 +39,9 @@ async def read_frame(reader):
         n = struct.unpack("!Q", await reader.readexactly(8))[0]
     key = await reader.readexactly(4) if masked else None
     payload = await reader.readexactly(n) if n else b""
-    if key:
-        payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    if key:  # XOR as one big integer: a per-byte loop costs ~1 ms per 16 KiB
+        mask = (key * (n // 4 + 1))[:n]
+        payload = (int.from_bytes(payload, "big") ^ int.from_bytes(mask, "big")).to_bytes(n, "big")
     return opcode, payload
 
 
@@ -135,6 +142,113 @@ async def echo(port, path, conns, seconds):
                       "p50_ms": pct(0.50), "p99_ms": pct(0.99)}), flush=True)
 
 
+# ---------------------------------------------------------------- soak
+
+# Message sizes for the soak, with weights: mostly small (kernel messages),
+# some beyond the proxy's 64 KiB buffer so that back-pressure is exercised.
+SOAK_SIZES = [(32, 60), (512, 25), (4096, 12), (70_000, 3)]
+
+
+def proc_sample(pid):
+    """(VmRSS KiB, open fds) of PID, or (None, None) once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+        return rss, len(os.listdir(f"/proc/{pid}/fd"))
+    except (OSError, StopIteration):
+        return None, None
+
+
+async def soak(port, path, conns, seconds, rate, churn, pid, every):
+    """CONNS long-lived WebSockets doing echoes, each closed and replaced after
+    an exponentially distributed lifetime (mean CONNS / CHURN s), so the proxy
+    sees steady opens and closes. Closes rotate over the ways a client goes:
+    a close handshake, a plain FIN, an RST, and an RST with an echo in flight."""
+    stats = {"msgs": 0, "bytes": 0, "errors": 0, "opens": 0, "closes": 0, "open": 0}
+    latencies = []
+    stop = time.monotonic() + seconds
+    interval = conns / rate if rate > 0 else None
+    lifetime = conns / churn if churn > 0 else None
+    sizes, weights = zip(*SOAK_SIZES)
+    closes = [0]
+
+    async def one(first_life):
+        life = first_life
+        while time.monotonic() < stop:
+            try:
+                reader, writer = await connect(port, path)
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+                stats["errors"] += 1
+                await asyncio.sleep(0.5)
+                continue
+            stats["opens"] += 1
+            stats["open"] += 1
+            end = min(stop, time.monotonic() + life) if life is not None else stop
+            try:
+                while time.monotonic() < end:
+                    if interval is not None:
+                        await asyncio.sleep(min(random.expovariate(1 / interval), max(0.0, end - time.monotonic())))
+                        if time.monotonic() >= end:
+                            break
+                        payload = os.urandom(random.choices(sizes, weights)[0])
+                        t = time.perf_counter()
+                        if not await asyncio.wait_for(roundtrip(reader, writer, payload), 30):
+                            stats["errors"] += 1
+                        latencies.append(time.perf_counter() - t)
+                        stats["msgs"] += 1
+                        stats["bytes"] += len(payload)
+                    else:
+                        await asyncio.sleep(max(0.0, end - time.monotonic()))
+                how = closes[0] % 4
+                closes[0] += 1
+                if how == 0:  # close handshake: the echo server answers with a close frame
+                    writer.write(make_frame(8, struct.pack("!H", 1000), mask=True))
+                    await asyncio.wait_for(read_frame(reader), 30)
+                    writer.close()
+                elif how == 1:  # FIN without a close frame
+                    writer.close()
+                elif how == 2:  # RST
+                    writer.transport.abort()
+                else:  # RST while an echo is on its way back
+                    writer.write(make_frame(2, os.urandom(4096), mask=True))
+                    await writer.drain()
+                    writer.transport.abort()
+            except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError):
+                stats["errors"] += 1
+                writer.transport.abort()
+            stats["closes"] += 1
+            stats["open"] -= 1
+            life = random.expovariate(1 / lifetime) if lifetime is not None else None
+
+    async def sampler():
+        t0 = time.monotonic()
+        last = dict(stats)
+        while True:
+            rss, fds = proc_sample(pid)
+            lat = sorted(latencies)
+            latencies.clear()
+            pct = lambda p: round(lat[min(len(lat) - 1, int(p * len(lat)))] * 1000, 2) if lat else None
+            print(json.dumps({"t": round(time.monotonic() - t0), "rss_kib": rss, "fds": fds,
+                              "open": stats["open"], "msgs": stats["msgs"] - last["msgs"],
+                              "opens": stats["opens"] - last["opens"], "errors": stats["errors"] - last["errors"],
+                              "p50_ms": pct(0.5), "p99_ms": pct(0.99)}), flush=True)
+            last = dict(stats)
+            if time.monotonic() >= stop:
+                return
+            await asyncio.sleep(min(every, max(0.0, stop - time.monotonic())))
+
+    # Open the first CONNS in batches (as the idle test does), staggering their
+    # first lifetimes so that churn is steady from the start.
+    tasks = [asyncio.create_task(sampler())]
+    first = [random.uniform(0, 2 * lifetime) if lifetime is not None else None for _ in range(conns)]
+    for start in range(0, conns, 250):
+        tasks += [asyncio.create_task(one(life)) for life in first[start:start + 250]]
+        await asyncio.sleep(0.2)
+    await asyncio.gather(*tasks)
+    total = {k: v for k, v in stats.items() if k != "open"}
+    print(json.dumps({"summary": total}), flush=True)
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "server":
@@ -143,6 +257,9 @@ def main():
         asyncio.run(idle(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), float(sys.argv[5])))
     elif cmd == "echo":
         asyncio.run(echo(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), float(sys.argv[5])))
+    elif cmd == "soak":
+        a = sys.argv[2:]
+        asyncio.run(soak(int(a[0]), a[1], int(a[2]), float(a[3]), float(a[4]), float(a[5]), int(a[6]), float(a[7])))
     else:
         sys.exit(__doc__)
 
