@@ -22,6 +22,11 @@
 #   HUBD_SKIP_SETUP=1        don't run setup-debian.sh
 #   HUBD_DEMO_BINARY=PATH    run this hubd binary instead of building one
 #   HUBD_DEMO_HELPER=PATH    install this sudospawner (default: next to the build)
+#   HUBD_DEMO_CMDLINE=FILE   also write the hub's exact command line there,
+#                            NUL-separated (run it as root from the state dir
+#                            to restart the hub the same way; the browser test
+#                            does). Put FILE somewhere only root can write: it
+#                            is a command root runs.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -165,6 +170,10 @@ hub_cmd=(
     --Authenticator.admin_users="{'demo-alice'}"
     --JupyterHub.spawner_class=sudospawner.SudoSpawner
 )
+
+if [[ -n "${HUBD_DEMO_CMDLINE:-}" ]]; then
+    printf '%s\0' "${hub_cmd[@]}" >"$HUBD_DEMO_CMDLINE"
+fi
 
 cd "$state_dir"
 if [[ "$detach" != 1 ]]; then

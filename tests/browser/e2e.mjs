@@ -6,15 +6,29 @@
 //   2. "Start my server"; the pending page reloads itself until the notebook
 //      tree under /user/USER/tree loads (hubd's proxy + OAuth)
 //   3. New -> Python 3 notebook (a popup tab); the first cell runs
-//      `import os; print(os.getuid(), os.getcwd())` and must print
-//      "EXPECT_UID EXPECT_HOME": the kernel's WebSocket works through the proxy
+//      `import os; x = os.getpid(); print(os.getuid(), os.getcwd())` and must
+//      print "EXPECT_UID EXPECT_HOME": the kernel's WebSocket works through
+//      the proxy
+//   3b. (with HANDSHAKE_DIR) the test driver kills hubd with SIGKILL and
+//      starts it again (handshake "hub-restart", below); the open notebook
+//      reconnects to the kernel by itself, and a second cell
+//      `print(os.getpid(), x)` prints "P P": the same kernel, still holding
+//      the first cell's x. Then handshake "server-check" lets the driver
+//      check that the server process is still the one it had before
 //   4. DENIED_USER (another browser context) opening /user/USER/tree ends on
 //      a hub 403 page, not the notebook
-//   5. back on /hub/home, "Stop my server"; the page says "not running"
+//   5. back on /hub/home (it must say "running"), "Stop my server"; the page
+//      says "not running"
 //
 // Environment: HUB_URL, USER, PASSWORD, EXPECT_UID, EXPECT_HOME, ARTIFACTS
 // (screenshots go there), optional DENIED_USER/DENIED_PASSWORD (step 4),
-// CHROMIUM (default /usr/bin/chromium), E2E_TIMEOUT_MS (default 240000).
+// optional HANDSHAKE_DIR (step 3b), CHROMIUM (default /usr/bin/chromium),
+// E2E_TIMEOUT_MS (default 240000).
+//
+// Handshake with the test driver (step 3b): this script prints a line
+// "e2e: WAIT <name>" and polls for the file HANDSHAKE_DIR/<name>; the driver
+// does its part and writes that file (atomically) with "ok <note>" to go on
+// or "fail <reason>" to fail the step. No answer within 120 s fails too.
 // Prints "e2e: ok <step>" per step and "e2e: PASS" at the end; exit 0 on
 // success, 1 on any failure (with failure.png, the page URL, console errors,
 // failed requests and WebSocket events printed).
@@ -41,6 +55,8 @@ const DENIED_USER = process.env.DENIED_USER || '';
 const DENIED_PASSWORD = process.env.DENIED_PASSWORD || '';
 const CHROMIUM = env('CHROMIUM', '/usr/bin/chromium');
 const OVERALL_MS = Number(env('E2E_TIMEOUT_MS', '240000'));
+const HANDSHAKE_DIR = process.env.HANDSHAKE_DIR || '';
+const HANDSHAKE_MS = 120000;
 
 const USER_PREFIX = `/user/${encodeURIComponent(USER)}/`;
 const t0 = Date.now();
@@ -138,6 +154,44 @@ const submitLogin = async (page) => {
   if (h1 !== 'Your server') fail(`the page after login (${page.url()}) is not the home page: <h1>${h1}</h1>`);
 };
 
+// Hands control to the test driver (see the header) and returns its note.
+const handshake = async (name) => {
+  const file = path.join(HANDSHAKE_DIR, name);
+  console.log(`e2e: WAIT ${name}`);
+  const deadline = Date.now() + HANDSHAKE_MS;
+  while (!fs.existsSync(file)) {
+    if (Date.now() > deadline)
+      fail(`the test driver did not answer handshake "${name}" within ${HANDSHAKE_MS / 1000} s (no ${file})`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const answer = fs.readFileSync(file, 'utf8').trim();
+  if (!answer.startsWith('ok')) fail(`the test driver failed handshake "${name}": ${answer}`);
+  return answer.replace(/^ok\s*/, '');
+};
+
+// Runs code in the notebook's code cell number index (0-based) by typing it,
+// as a person would, and returns the cell's output text once it has finished.
+const runCell = async (nb, index, code) => {
+  const cells = nb.locator('#notebook-container .cell.code_cell');
+  if ((await cells.count()) <= index)
+    fail(`the notebook has ${await cells.count()} code cell(s), no cell ${index + 1} to type into`);
+  const cell = cells.nth(index);
+  await cell.locator('.CodeMirror').click();
+  await nb.keyboard.type(code);
+  const typed = await nb.evaluate((i) => Jupyter.notebook.get_cell(i).get_text(), index);
+  if (typed !== code) fail(`cell ${index + 1} holds ${JSON.stringify(typed)}, not ${JSON.stringify(code)}`);
+  await nb.keyboard.press('Shift+Enter');
+  const out = cell.locator('.output_subarea');
+  await out.first().waitFor({ state: 'visible', timeout: 60000 });
+  // Wait for the execution to finish (the prompt gets its number).
+  await cell.locator('.input_prompt').filter({ hasText: /\[\d+\]/ }).waitFor({ timeout: 60000 });
+  return ((await out.allInnerTexts()).join('\n')).trim();
+};
+
+const kernelIdle = () => window.Jupyter && Jupyter.notebook && Jupyter.notebook.kernel &&
+  Jupyter.notebook.kernel.is_connected() && Jupyter.notebook.kernel_busy === false &&
+  document.querySelector('#kernel_indicator_icon.kernel_idle_icon') !== null;
+
 const serverStatus = async (page) =>
   ((await page.locator('#server-status').textContent({ timeout: 10000 })) || '').trim();
 
@@ -208,29 +262,13 @@ try {
     { timeout: 60000 });
   ok(`"${itemText}" opened ${nb.url()}`);
   step = '3 kernel connects';
-  await nb.waitForFunction(
-    () => window.Jupyter && Jupyter.notebook && Jupyter.notebook.kernel &&
-      Jupyter.notebook.kernel.is_connected() && Jupyter.notebook.kernel_busy === false &&
-      document.querySelector('#kernel_indicator_icon.kernel_idle_icon') !== null,
-    null, { timeout: 90000, polling: 250 });
+  await nb.waitForFunction(kernelIdle, null, { timeout: 90000, polling: 250 });
   const kernelName = await nb.evaluate(() => Jupyter.notebook.kernel.name);
   ok(`kernel ${kernelName} connected and idle`);
 
   step = '3 run the first cell';
-  const code = 'import os; print(os.getuid(), os.getcwd())';
-  await nb.click('#notebook-container .cell.code_cell .CodeMirror');
-  await nb.keyboard.type(code);
-  const typed = await nb.evaluate(() => Jupyter.notebook.get_cell(0).get_text());
-  if (typed !== code) fail(`the first cell holds ${JSON.stringify(typed)}, not ${JSON.stringify(code)}`);
-  await nb.keyboard.press('Shift+Enter');
-  const out = nb.locator('#notebook-container .cell.code_cell').first().locator('.output_subarea');
-  await out.first().waitFor({ state: 'visible', timeout: 60000 });
-  // Wait for the execution to finish (the prompt gets its number).
-  await nb.waitForFunction(() => {
-    const p = document.querySelector('#notebook-container .cell.code_cell .input_prompt');
-    return p && /\[\d+\]/.test(p.textContent);
-  }, null, { timeout: 60000, polling: 250 });
-  const output = ((await out.allInnerTexts()).join('\n')).trim();
+  // x is for step 3b: only the same kernel process still knows it.
+  const output = await runCell(nb, 0, 'import os; x = os.getpid(); print(os.getuid(), os.getcwd())');
   const expected = `${EXPECT_UID} ${EXPECT_HOME}`;
   await shot(nb, '05-notebook-output.png');
   if (output !== expected) fail(`cell output is ${JSON.stringify(output)}, expected ${JSON.stringify(expected)}`);
@@ -238,6 +276,49 @@ try {
   const sockets = events.filter((e) => e.includes('websocket open') && e.includes('/channels'));
   log(`kernel WebSockets seen: ${sockets.length ? sockets.join('; ') : 'none'}`);
   if (!sockets.length) fail('no kernel channels WebSocket was opened');
+
+  // 3b. the hub crashes and comes back; the notebook keeps its kernel
+  if (HANDSHAKE_DIR) {
+    step = '3b hub restart';
+    // The notebook's own kernel events, to see it lose and regain the kernel.
+    await nb.evaluate(() => {
+      window.e2eKernelEvents = [];
+      Jupyter.notebook.events.on(
+        'kernel_disconnected.Kernel kernel_reconnecting.Kernel kernel_connected.Kernel ' +
+          'kernel_connection_failed.Kernel kernel_dead.Kernel',
+        (e) => window.e2eKernelEvents.push(e.type));
+    });
+    const socketsBefore = events.filter((e) => e.includes('websocket open') && e.includes('/channels')).length;
+    ok(`hub restart: ${await handshake('hub-restart')}`);
+
+    step = '3b kernel reconnects after the hub restart';
+    // Connected again after a disconnect (not merely "still connected" because
+    // the drop has not been noticed yet), or dead, which ends the wait early.
+    const state = await nb.waitForFunction(() => {
+      const ev = window.e2eKernelEvents;
+      if (ev.includes('kernel_dead')) return 'dead';
+      const lost = ev.lastIndexOf('kernel_disconnected');
+      return lost >= 0 && ev.indexOf('kernel_connected', lost) > lost;
+    }, null, { timeout: 90000, polling: 250 });
+    const kernelEvents = await nb.evaluate(() => window.e2eKernelEvents.join(' '));
+    if ((await state.jsonValue()) === 'dead') fail(`the notebook declared the kernel dead: ${kernelEvents}`);
+    await nb.waitForFunction(kernelIdle, null, { timeout: 60000, polling: 250 });
+    const socketsAfter = events.filter((e) => e.includes('websocket open') && e.includes('/channels')).length;
+    if (socketsAfter <= socketsBefore) fail('no new kernel channels WebSocket after the hub restart');
+    await shot(nb, '08-kernel-reconnected.png');
+    ok(`kernel reconnected after the hub restart (notebook kernel events: ${kernelEvents})`);
+
+    step = '3b run the second cell';
+    const output2 = await runCell(nb, 1, 'print(os.getpid(), x)');
+    await shot(nb, '09-second-cell-output.png');
+    const same = /^(\d+) (\d+)$/.exec(output2);
+    if (!same || same[1] !== same[2])
+      fail(`the second cell printed ${JSON.stringify(output2)}, not "PID PID": not the first cell's kernel`);
+    ok(`second cell output "${output2}": the same kernel (pid ${same[1]}) after the hub restart`);
+
+    step = '3b server check';
+    ok(`server check: ${await handshake('server-check')}`);
+  }
 
   // 4. another user may not reach this server (while it runs)
   if (DENIED_USER) {
@@ -273,8 +354,10 @@ try {
   current = page;
   await page.goto(`${HUB_URL}/hub/home`);
   const status1 = await serverStatus(page);
+  await shot(page, '10-home-running.png');
   if (!status1.includes('running') || status1.includes('not running'))
     fail(`home page before stopping says "${status1}"`);
+  ok(`home page before stopping says "${status1}"`);
   // POST /hub/stop answers once the server has stopped (10 s at most) with a
   // redirect back to /hub/home: wait for that new document.
   const reloaded = page.waitForEvent('load', { timeout: 30000 });

@@ -4,9 +4,10 @@
 running_demo() runs the real script as root, detached on a free port, with the
 binaries the suite just built, and yields a Demo (port, url, printed
 passwords, hubd's pid) or None if the script failed (after recording the
-failed check). Afterwards it stops hubd and anything still running as a demo
-user, and removes every user and file the script created (and nothing that
-existed before).
+failed check). Demo.kill_hubd() and Demo.restart_hubd() crash the hub and
+start it again with the exact command line demo.sh used. Afterwards it stops
+hubd and anything still running as a demo user, and removes every user and
+file the script created (and nothing that existed before).
 """
 import contextlib
 import os
@@ -15,7 +16,11 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
+import threading
 import time
+import urllib.error
+import urllib.request
 
 import hubtest
 from hubtest import check
@@ -28,15 +33,91 @@ LOG = os.path.join(STATE, "hubd.log")
 HELPER = "/usr/local/bin/sudospawner"
 POLICY = "/usr/local/etc/hubd/sudospawner.conf"
 SUDOERS = "/etc/sudoers.d/hubd-demo"
+PIDFILE = os.path.join(STATE, "hubd.pid")
 ALICE_SERVER_LOG = "/home/demo-alice/.local/state/hubd/server.log"
 
 
+def wait_gone(pid, timeout):
+    """True once /proc/pid is gone (the process ended and was reaped) within timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while os.path.exists(f"/proc/{pid}"):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def hub_answers(url):
+    """True if GET url/hub/api gets any HTTP answer (as demo.sh's readiness check)."""
+    try:
+        with urllib.request.urlopen(url + "/hub/api", timeout=1):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+
+
 class Demo:
-    def __init__(self, port, passwords, pid):
+    def __init__(self, port, passwords, pid, cmdline):
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.passwords = passwords
-        self.pid = pid
+        self.pid = pid  # the running hubd; None after kill_hubd() until restart_hubd()
+        self.cmdline = cmdline  # demo.sh's hub command (env -i ... setpriv ... hubd ...)
+
+    def kill_hubd(self, timeout=10):
+        """SIGKILL hubd (a crash: no shutdown code runs) and wait until it is gone; returns whether it went."""
+        pid, self.pid = self.pid, None
+        os.kill(pid, signal.SIGKILL)
+        return wait_gone(pid, timeout)
+
+    def restart_hubd(self, timeout=30):
+        """Start hubd again exactly as demo.sh's detach mode does: its command line, from the
+        state dir, in its own session, output appended to hubd.log, pid in the pid file.
+        Returns (True, pid) once it answers HTTP, else (False, why)."""
+        with open(LOG, "ab") as log:
+            proc = subprocess.Popen(self.cmdline, cwd=STATE, stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        # demo.sh's hub is reparented to init; this one is our child, so reap it
+        # when it ends or cleanup would wait on a zombie.
+        reaper = threading.Thread(target=proc.wait, daemon=True)
+        reaper.start()
+        self.pid = proc.pid
+        with open(PIDFILE, "w") as f:
+            f.write(f"{proc.pid}\n")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not reaper.is_alive():
+                self.pid = None
+                return False, f"hubd exited during start-up (status {proc.returncode}); see {LOG}"
+            if hub_answers(self.url):
+                return True, proc.pid
+            time.sleep(0.1)
+        return False, f"hubd (pid {proc.pid}) did not answer on port {self.port} within {timeout} s; see {LOG}"
+
+
+def log_size():
+    """hubd.log's current length: pass it to wait_for_log to look only at what comes after."""
+    try:
+        return os.path.getsize(LOG)
+    except OSError:
+        return 0
+
+
+def wait_for_log(pattern, since=0, timeout=30):
+    """The first match of regex pattern in hubd.log after offset since, waiting up to timeout s; None if none."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with open(LOG, "rb") as f:
+                f.seek(since)
+                m = re.search(pattern, f.read().decode(errors="replace"), re.M)
+        except OSError:
+            m = None
+        if m or time.monotonic() > deadline:
+            return m
+        time.sleep(0.1)
 
 
 def existed(name):
@@ -94,7 +175,10 @@ def running_demo():
     env = dict(os.environ, HUBD_SKIP_SETUP="1", HUBD_DEMO_DETACH="1", HUBD_DEMO_PORT=str(port),
                HUBD_DEMO_BINARY=hubtest.HUBD,
                HUBD_DEMO_HELPER=os.environ.get("SUDOSPAWNER", os.path.join(ROOT, "build", "sudospawner", "sudospawner")))
-    pid = None
+    # Root-only, outside the hub user's state dir: it holds a command root runs.
+    private = tempfile.mkdtemp(prefix="hubd-demo-cmdline-")
+    env["HUBD_DEMO_CMDLINE"] = os.path.join(private, "hubd.cmdline")
+    demo = None
     try:
         run = subprocess.run(["bash", os.path.join(ROOT, "scripts", "demo.sh")], env=env, capture_output=True,
                              text=True, timeout=240, stdin=subprocess.DEVNULL)
@@ -102,19 +186,24 @@ def running_demo():
         if not check(run.returncode == 0, f"demo.sh exits 0 (got {run.returncode})"):
             yield None
             return
+        with open(PIDFILE) as f:
+            pid = int(f.read().strip())
+        with open(env["HUBD_DEMO_CMDLINE"], "rb") as f:
+            cmdline = [a.decode() for a in f.read().split(b"\0")[:-1]]
         passwords = dict(re.findall(r"login: (\S+)\s+password: (\S+)", run.stdout))
+        demo = Demo(port, passwords, pid, cmdline)  # from here on, cleanup stops this hubd
         if not check(set(passwords) == set(DEMO_USERS), f"passwords printed for both demo users: {sorted(passwords)}"):
             yield None
             return
-        with open(os.path.join(STATE, "hubd.pid")) as f:
-            pid = int(f.read().strip())
-        yield Demo(port, passwords, pid)
+        if not check(cmdline[:1] == ["env"], f"demo.sh wrote the hub's command line: {cmdline[:3]}"):
+            yield None
+            return
+        yield demo
     finally:
-        if pid:
-            subprocess.run(["kill", str(pid)])
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
-                time.sleep(0.1)
+        if demo and demo.pid:
+            subprocess.run(["kill", str(demo.pid)])
+            wait_gone(demo.pid, 10)
+        shutil.rmtree(private, ignore_errors=True)
         # Servers outlive hubd by design; whatever still runs as a demo user is ours to end.
         for u in DEMO_USERS:
             if not before[u]:
