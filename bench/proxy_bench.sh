@@ -189,6 +189,17 @@ wait_port "$ws_port" || die "WebSocket echo backend did not start"
 spawn nginx "${proxy_pin[@]}" nginx -c "$work/proxy.conf" -e "$work/proxy-error.log"
 wait_http "http://127.0.0.1:$nginx_port/services/bench/1k" || die "nginx proxy did not start"
 
+# hubd refuses to run as root: when the bench runs as root, hubd runs as
+# nobody (as in production it runs as its own unprivileged user).
+as_hub=()
+if ((EUID == 0)); then
+    as_hub=(setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups --)
+    chmod 0755 "$work"
+    if ! "${as_hub[@]}" test -x "$hubd_bin"; then
+        install -D -m 0755 "$hubd_bin" "$work/bin/hubd" # keeps the name: pid checks read /proc/PID/comm
+        hubd_bin="$work/bin/hubd"
+    fi
+fi
 mkdir -p "$work/hubd"
 cat >"$work/hubd/config.py" <<EOF
 c.JupyterHub.authenticator_class = 'dummy'
@@ -197,7 +208,8 @@ c.JupyterHub.services = [
     {'name': 'ws', 'url': 'http://127.0.0.1:$ws_port'},
 ]
 EOF
-(cd "$work/hubd" && spawn hubd "${proxy_pin[@]}" "$hubd_bin" -f config.py \
+if ((EUID == 0)); then chown -R nobody "$work/hubd"; fi
+(cd "$work/hubd" && spawn hubd "${proxy_pin[@]}" "${as_hub[@]}" "$hubd_bin" -f config.py \
     "--JupyterHub.bind_url=http://127.0.0.1:$hubd_port" "--JupyterHub.hub_bind_url=http://127.0.0.1:$hubd_hub_port"
     echo "$hubd_pid" >"$work/hubd.pid")
 hubd_pid=$(cat "$work/hubd.pid")

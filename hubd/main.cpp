@@ -17,13 +17,19 @@
 #include <vector>
 
 #include "app/hub.h"
+#include "http/https_redirect.h"
 #include "http/server.h"
+#include "hubcore/audit.h"
 #include "hubcore/auth.h"
 #include "hubcore/config.h"
 #include "hubcore/cookie.h"
 #include "hubcore/log.h"
 #include "hubcore/store.h"
+#include "listeners.h"
+#include "privileges.h"
+#include "socket_activation.h"
 #include "sudoers_command.h"
+#include "tls_setup.h"
 
 namespace {
 
@@ -42,6 +48,8 @@ Options:
                       --Authenticator.admin_users="{'zoe'}"
   --check-config      load the configuration, report every problem, and exit
                       (0 when hubd would start with it)
+  --allow-root        run even as root (refused otherwise: hubd is meant to run
+                      as an unprivileged user; see docs/security-model.md)
   --help              show this help
   --help-all          list every setting with its default and help
   --version           print the version
@@ -90,24 +98,67 @@ std::optional<ListenAddress> parseListenUrl(const std::string& url, std::string&
         }
         a.port = static_cast<uint16_t>(p);
     }
-    if (a.scheme != "http") {
-        error = "URL " + url +
-                ": only http:// listeners are supported in this build (TLS lands with hubd issue 5); "
-                "until then put hubd behind a TLS-terminating proxy";
+    if (a.scheme != "http" && a.scheme != "https") {
+        error = "URL " + url + ": the scheme must be http:// or https://";
         return std::nullopt;
     }
     return a;
 }
 
+// Binds every listener (or takes the sockets systemd passed), then drops
+// every capability: CAP_NET_BIND_SERVICE, the one hubd may be given, is
+// spent once the ports are bound, and no request has been read yet. Runs
+// before the worker threads start, since capabilities belong to threads.
+std::optional<hubd::Listeners> openListenersThenDropPrivileges(const ListenAddress& publicAddr,
+                                                               const ListenAddress& hubAddr,
+                                                               const hubd::ListenFds& inherited) {
+    std::optional<hubd::Listeners> listeners;
+    try {
+        listeners = hubd::openListeners({publicAddr.host, publicAddr.port}, {hubAddr.host, hubAddr.port},
+                                        inherited.sockets);
+    } catch (const std::exception& e) {
+        hub::logError("{}", e.what());
+        return std::nullopt;
+    }
+    if (std::string error = hubd::dropCapabilities(); !error.empty()) {
+        hub::logError("hubd did not start: {}", error);
+        return std::nullopt;
+    }
+    return listeners;
+}
+
+// Hands the listeners to the servers and tells the hub where servers call
+// back. False (logged) when there is no URL for the hub API.
+bool serveListeners(hubd::Listeners& listeners, hubd::http::HttpServer& publicServer,
+                    hubd::http::HttpServer& hubServer, const hub::Settings& settings, hubd::Hub& hub,
+                    const std::string& scheme, std::shared_ptr<const hubd::http::TlsContext> tls) {
+    // "http://127.0.0.1:8000/", or "unix:/run/hubd.sock (base_url /)"; and who bound it.
+    auto describe = [&](const hubd::OpenListener& l, const std::string& how, const std::string& path) {
+        std::string where = l.name.inet() ? how + "://" + l.name.display() + path
+                                          : l.name.display() + " (base_url " + settings.baseUrl + ")";
+        return where + (l.inherited ? " (socket from the service manager)" : "");
+    };
+    hub::logInfo("hubd {} is running at {}", HUBD_VERSION,
+                 describe(listeners.publicListener, scheme, settings.baseUrl));
+    publicServer.adopt(listeners.publicListener.fd.release(), std::move(tls));
+    if (listeners.hubListener) {
+        hub::logInfo("Hub API for single-user servers at {}",
+                     describe(*listeners.hubListener, "http", settings.baseUrl + "hub/api"));
+        hubServer.adopt(listeners.hubListener->fd.release());
+    }
+    std::string error;
+    std::string connect = hubd::hubConnectBase(listeners, settings.hubConnectUrl, error);
+    if (connect.empty()) {
+        hub::logError("{}", error);
+        return false;
+    }
+    hub.setInternalApiUrl(connect + settings.baseUrl + "hub/api");
+    return true;
+}
+
 std::string sqlitePath(const std::string& dbUrl) {
     const std::string prefix = "sqlite:///";
     return dbUrl.rfind(prefix, 0) == 0 ? dbUrl.substr(prefix.size()) : dbUrl;
-}
-
-std::string displayHost(const std::string& host) {
-    if (host.empty() || host == "0.0.0.0") return "0.0.0.0";
-    if (host.find(':') != std::string::npos) return "[" + host + "]";
-    return host;
 }
 
 int run(int argc, char** argv) {
@@ -118,11 +169,13 @@ int run(int argc, char** argv) {
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);  // reloads the TLS certificate, reopens the audit log file
     pthread_sigmask(SIG_BLOCK, &mask, nullptr);
     if (argc >= 2 && std::string(argv[1]) == "sudoers") return hubd::sudoersCommand(argc - 2, argv + 2);
     std::optional<std::string> configFile;
     std::vector<std::string> overrides;
     bool checkOnly = false;
+    bool allowRoot = false;
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
         if (arg == "--help" || arg == "-h") {
@@ -139,6 +192,8 @@ int run(int argc, char** argv) {
         }
         if (arg == "--check-config") {
             checkOnly = true;
+        } else if (arg == "--allow-root") {
+            allowRoot = true;
         } else if (arg == "-f" || arg == "--config") {
             if (i + 1 >= argc) {
                 std::cerr << "hubd: " << arg << " needs a file name\n";
@@ -153,6 +208,14 @@ int run(int argc, char** argv) {
             std::cerr << "hubd: unknown argument '" << hub::safe(arg, 100) << "'; see hubd --help\n";
             return 2;
         }
+    }
+
+    // Before anything can start a child: the variables must not reach it.
+    hubd::ListenFds inherited = hubd::takeListenFds();
+    if (!inherited.note.empty()) hub::logWarning("{}", inherited.note);
+    if (!inherited.error.empty()) {
+        hub::logError("socket activation: {}", inherited.error);
+        return 1;
     }
 
     // Like JupyterHub (JupyterHub.config_file), read ./jupyterhub_config.py
@@ -178,6 +241,12 @@ int run(int argc, char** argv) {
                   << loaded.diagnostics.size() << " warning(s))\n";
         return 0;
     }
+    if (hubd::RootCheck root = hubd::checkRoot(::getuid(), ::geteuid(), allowRoot); root.refuse) {
+        hub::logError("{}", root.message);
+        return 1;
+    } else if (!root.message.empty()) {
+        hub::logWarning("{}", root.message);
+    }
     hub::Settings& settings = loaded.settings;
     if (settings.logLevel == "DEBUG") hub::setLogLevel(hub::LogLevel::Debug);
 
@@ -193,8 +262,37 @@ int run(int argc, char** argv) {
         return 1;
     }
 
+    if (hubAddr->scheme == "https") {
+        hub::logError(
+            "JupyterHub.hub_bind_url: the hub API for single-user servers speaks http:// only (TLS "
+            "inside the machine is JupyterHub.internal_ssl, not supported yet)");
+        return 1;
+    }
+    // TLS files are checked before anything is bound; the redirect port
+    // (usually 80) is bound while hubd may still bind low ports.
+    std::shared_ptr<hubd::http::TlsContext> tls;
+    hubd::http::UniqueFd redirectFd;
+    try {
+        tls = hubd::loadPublicTls(settings);
+        redirectFd = hubd::openRedirectListener(settings, publicAddr->host);
+    } catch (const std::exception& e) {
+        hub::logError("hubd did not start: {}", e.what());
+        return 1;
+    }
+
+    std::optional<hubd::Listeners> listeners =
+        openListenersThenDropPrivileges(*publicAddr, *hubAddr, inherited);
+    if (!listeners) return 1;
+
     // Everything hubd writes (database, cookie secret) is private to the hub user.
     ::umask(077);
+
+    try {
+        hub::openAuditLog(settings.auditLog);
+    } catch (const std::exception& e) {
+        hub::logError("{}", e.what());
+        return 1;
+    }
 
     const char* envSecret = std::getenv("JPY_COOKIE_SECRET");
     hub::CookieSecretResult secret =
@@ -233,34 +331,14 @@ int run(int argc, char** argv) {
     // time so their bodies stream; only the public server proxies.
     publicServer.setHeadHandler([&hub](hubd::http::HeadContext& context) { hub.handleHead(context); });
     hubd::http::HttpServer hubServer(loop, {}, handler);
-    try {
-        uint16_t port = publicServer.listen(publicAddr->host, publicAddr->port);
-        hub::logInfo("hubd {} is running at http://{}:{}{}", HUBD_VERSION, displayHost(publicAddr->host),
-                     port, settings.baseUrl);
-        bool same = hubAddr->host == publicAddr->host && hubAddr->port == publicAddr->port;
-        uint16_t hubPort = port;
-        std::string hubHost = publicAddr->host;
-        if (!same) {
-            hubPort = hubServer.listen(hubAddr->host, hubAddr->port);
-            hubHost = hubAddr->host;
-            hub::logInfo("Hub API for single-user servers at http://{}:{}{}hub/api", displayHost(hubHost),
-                         hubPort, settings.baseUrl);
-        }
-        // What servers call back on: hub_connect_url, else the hub listener
-        // (a wildcard address is reached through loopback).
-        std::string connect = settings.hubConnectUrl;
-        if (connect.empty()) {
-            std::string host = hubHost.empty() || hubHost == "0.0.0.0" ? "127.0.0.1"
-                               : hubHost == "::"                       ? "[::1]"
-                                                                       : displayHost(hubHost);
-            connect = "http://" + host + ":" + std::to_string(hubPort);
-        }
-        while (!connect.empty() && connect.back() == '/') connect.pop_back();
-        hub.setInternalApiUrl(connect + settings.baseUrl + "hub/api");
-    } catch (const std::system_error& e) {
-        hub::logError("{}", e.what());
+    if (!serveListeners(*listeners, publicServer, hubServer, settings, hub, publicAddr->scheme, tls))
         return 1;
-    }
+    std::optional<hubd::http::HttpServer> redirectServer;
+    if (redirectFd)
+        hubd::serveRedirectListener(
+            redirectServer.emplace(loop, hubd::http::Limits{},
+                                   hubd::http::httpsRedirectHandler(listeners->publicListener.name.port)),
+            std::move(redirectFd));
 
     int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     if (sfd < 0) {
@@ -269,10 +347,18 @@ int run(int argc, char** argv) {
     }
     loop.watch(sfd, EPOLLIN, [&](uint32_t) {
         signalfd_siginfo info{};
-        while (::read(sfd, &info, sizeof info) == sizeof info)
+        bool stop = false;
+        while (::read(sfd, &info, sizeof info) == sizeof info) {
+            if (info.ssi_signo == SIGHUP) {
+                hubd::reloadPublicTls(tls.get());  // certbot renewals need no restart
+                hub::reopenAuditLog();             // logrotate moved it
+                continue;
+            }
             hub::logInfo("Received signal {}, shutting down",
                          info.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
-        loop.stop();
+            stop = true;
+        }
+        if (stop) loop.stop();
     });
     loop.run();
     loop.unwatch(sfd);

@@ -27,6 +27,8 @@ packages=(
     doctest-dev
     # tests and demo: system tools the scripts and integration tests call
     sudo sqlite3 python3 curl passwd util-linux binutils
+    # TLS acceptance test (tests/integration/test_tls.py): testssl.sh scans hubd
+    testssl.sh
     # the reference implementation (jupyterhub-singleuser, configurable-http-proxy)
     jupyterhub
     # browser tests and benchmark
@@ -34,7 +36,13 @@ packages=(
     # proxy benchmark (bench/proxy_bench.sh): backend and reference proxy, run
     # on loopback with their own config; the system service is not used
     nginx-light
+    # the seed guide's Apache front end (tests/integration/test_apache_frontend.py),
+    # likewise run privately on loopback; the system service is not used
+    apache2
 )
+# Packages whose system service Debian would start on install (both on port 80,
+# so the second would fail): kept from starting, and disabled when we installed them.
+declare -A services=([nginx-light]=nginx [apache2]=apache2)
 
 # Non-interactive everywhere: CI has no stdin and no terminal.
 export DEBIAN_FRONTEND=noninteractive
@@ -76,6 +84,15 @@ else
     else
         log "apt-get update skipped (package lists are $((now - ${newest_list%.*})) s old)"
     fi
+    # policy-rc.d is Debian's switch for "do not start services now" (invoke-rc.d
+    # and deb-systemd-invoke ask it); ours is temporary and only names our services.
+    policy_rc=/usr/sbin/policy-rc.d
+    if [[ ! -e $policy_rc ]]; then
+        printf '#!/bin/sh\n# temporary, from hubd scripts/setup-debian.sh\nfor a; do case $a in %s) exit 101;; esac; done\nexit 0\n' \
+            "$(IFS='|'; echo "${services[*]}")" >"$policy_rc"
+        chmod 755 "$policy_rc"
+        trap 'rm -f "$policy_rc"' EXIT
+    fi
     install=(apt-get "${apt_opts[@]}" install -y --no-install-recommends "${missing[@]}")
     log "apt-get install ${missing[*]}"
     if ! "${install[@]}" </dev/null >/dev/null; then
@@ -85,6 +102,13 @@ else
         apt-get "${apt_opts[@]}" update </dev/null >/dev/null
         "${install[@]}" </dev/null >/dev/null
     fi
+    for p in "${missing[@]}"; do
+        [[ -n "${services[$p]:-}" ]] || continue
+        log "disabling the system ${services[$p]} service (tests run their own on loopback)"
+        if command -v systemctl >/dev/null 2>&1; then
+            systemctl disable --now "${services[$p]}" >/dev/null 2>&1 || true
+        fi
+    done
 fi
 
 # playwright-core for the browser tests, pinned by tests/browser/package-lock.json.

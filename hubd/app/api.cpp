@@ -10,6 +10,8 @@
 
 #include "app/json.h"
 #include "app/oauth.h"
+#include "app/progress.h"
+#include "hubcore/audit.h"
 #include "hubcore/log.h"
 #include "hubcore/username.h"
 
@@ -61,9 +63,10 @@ void writeTimestamp(JsonWriter& w, const std::optional<hub::Timestamp>& t) {
 
 // What an API call is about, and who is asking.
 struct Call {
-    Request& request;
+    Request& request;  // only until the first asynchronous step: see http/server.h
     Responder responder;
     Principal principal;
+    std::string source;  // the client's address (clientView), kept for audit lines
 
     void send(Response r) { responder.send(std::move(r)); }
     void error(int status, std::string_view message) { send(jsonError(status, message)); }
@@ -118,6 +121,8 @@ public:
                 return m == "POST" ? activity(name) : methodNotAllowed();
             if (seg[2] == "server" && seg.size() == 4 && seg[3] == "log")
                 return m == "GET" ? serverLog(name) : methodNotAllowed();
+            if (seg[2] == "server" && seg.size() == 4 && seg[3] == "progress")
+                return m == "GET" ? serverProgress(name) : methodNotAllowed();
             if (seg[2] == "server" && seg.size() == 3) {
                 if (m == "POST") return startServer(name);
                 if (m == "DELETE") return stopServer(name);
@@ -130,6 +135,17 @@ public:
 
 private:
     void methodNotAllowed() { c_.error(405, "Method Not Allowed"); }
+
+    // The audit line of an action through the API: who, from where, on what.
+    void audit(std::string_view event, std::string_view target, std::string_view detailKey = {},
+               std::string_view detail = {}) {
+        if (detailKey.empty())
+            hub::audit(event, {{"user", target}, {"by", c_.principal.name}, {"source", c_.source}});
+        else
+            hub::audit(
+                event,
+                {{"user", target}, {"by", c_.principal.name}, {"source", c_.source}, {detailKey, detail}});
+    }
 
     // needs_scope: true if allowed; otherwise answers 403/404.
     bool require(const std::vector<std::string>& anyOf, const Resource& resource) {
@@ -493,6 +509,7 @@ private:
         w.beginArray();
         std::string createdNames;
         for (const auto* u : result.created) {
+            audit("user.create", u->name, "admin", admin ? "true" : "false");
             w.raw(userJson(*u));
             if (createdNames.size() < 200) createdNames += (createdNames.empty() ? "" : ", ") + u->name;
         }
@@ -532,6 +549,7 @@ private:
         if (!result.error.empty()) return c_.error(result.status, result.error);
         hub::logInfo("Created user {} (admin: {}) via API by {}", result.created[0]->name, admin,
                      c_.principal.name);
+        audit("user.create", result.created[0]->name, "admin", admin ? "true" : "false");
         c_.json(201, userJson(*result.created[0]));
     }
 
@@ -571,6 +589,9 @@ private:
         }
         hub_.updateUser(changed);
         hub::logInfo("Updated user {} via API by {}", changed.name, c_.principal.name);
+        if (changed.admin != u->admin)
+            audit("user.admin", changed.name, "admin", changed.admin ? "true" : "false");
+        if (changed.name != u->name) audit("user.rename", u->name, "new_name", changed.name);
         const auto* updated = hub_.findUserById(changed.id);
         std::string out = userJson(*updated);
         c_.json(200, std::move(out));
@@ -590,6 +611,7 @@ private:
                                      name + "/server)");
         hub_.deleteUser(u->id);
         hub::logInfo("Deleted user {} via API by {}", name, c_.principal.name);
+        audit("user.delete", name);
         c_.noContent();
     }
 
@@ -644,6 +666,7 @@ private:
             hub_.revokeToken(*id);
         }
         hub::logInfo("Revoked token a{} of {} via API by {}", *id, name, c_.principal.name);
+        audit("token.revoke", name, "token", "a" + std::to_string(*id));
         c_.noContent();
     }
 
@@ -668,17 +691,28 @@ private:
             return c_.error(400, "auth must contain username and password strings");
         std::string username = user->asString();
         std::string password = pass->asString();
+        std::string source = c_.source;
+        if (auto wait = hub_.loginBlocked(source, username)) {
+            Response r = jsonError(429, fmt::format("Too many failed sign-ins from your address or for this "
+                                                    "username. Try again in {} seconds.",
+                                                    wait->count()));
+            r.set("Retry-After", std::to_string(wait->count()));
+            return c_.send(std::move(r));
+        }
         auto shared = std::make_shared<Call>(std::move(c_));
         Hub* hub = &hub_;
         Json copy = request;
         hub->workers().submit(
             [hub, username, password] { return hub->authenticator().authenticate(username, password); },
-            [hub, shared, name, copy](hub::AuthResult result) {
+            [hub, shared, name, copy, source, username](hub::AuthResult result) {
                 if (!result.ok || result.username != hub::normalizeUsername(name)) {
+                    hub->loginFinished(false, source, username, "api",
+                                       result.ok ? "authenticated as another user" : result.failureReason);
                     hub->replyAfterFailureDelay(
                         [shared] { shared->error(403, "Missing or invalid credentials"); });
                     return;
                 }
+                hub->loginFinished(true, source, result.username, "api");
                 const auto* u = hub->findUser(result.username);
                 if (!u) {
                     shared->error(403, "Missing or invalid credentials");
@@ -753,6 +787,7 @@ public:
         }
         auto issued = hub_.issueToken(u->id, std::nullopt, note, scopes, expiresIn);
         hub::logInfo("Issued token a{} for {} by {}", issued.record.id, u->name, c_.principal.name);
+        audit("token.create", u->name, "token", "a" + std::to_string(issued.record.id));
         std::string out;
         JsonWriter w(out);
         writeToken(w, issued.record, &issued.token);
@@ -814,6 +849,7 @@ private:
         if (st && st->phase == ServerState::Phase::Running)
             return c_.error(400, name + " is already running");
         if (st && st->phase == ServerState::Phase::Spawning) return c_.json(202, {});
+        audit("server.start", name);
         auto reply = std::make_shared<Call>(std::move(c_));
         int64_t id = u->id;
         Hub* hub = &hub_;
@@ -863,6 +899,13 @@ private:
                                });
     }
 
+    void serverProgress(const std::string& name) {
+        if (!require({"read:servers"}, userResource(name))) return;
+        const auto* u = hub_.findUser(name);
+        if (!u) return c_.error(404, "No such user " + hub::safe(name, 100));
+        streamServerProgress(hub_, *u, std::move(c_.responder));
+    }
+
     void stopServer(const std::string& name) {
         if (!require({"delete:servers"}, userResource(name))) return;
         const auto* u = hub_.findUser(name);
@@ -870,6 +913,7 @@ private:
         const ServerState* st = hub_.servers().state(u->id);
         if (!st || st->phase == ServerState::Phase::Stopped) return c_.noContent();
         if (st->phase == ServerState::Phase::Stopping) return c_.json(202, {});
+        audit("server.stop", name);
         auto reply = std::make_shared<Call>(std::move(c_));
         auto answered = std::make_shared<bool>(false);
         int64_t id = u->id;
@@ -907,7 +951,8 @@ void Hub::Api::handle(std::string_view path, Request& request, Responder respond
     // the API's token/Referer rules.
     if (path.substr(0, 8) == "/oauth2/")
         return handleOAuth(hub_, path.substr(7), request, std::move(responder));
-    Call call{request, std::move(responder), {}};
+    Call call{request, std::move(responder), {}, {}};
+    call.source = hub_.clientView(request).address;
     call.principal = hub_.authenticate(request, true);
     Routes routes(hub_, call);
     routes.dispatch(splitPath(path));

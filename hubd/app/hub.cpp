@@ -7,10 +7,12 @@
 
 #include <algorithm>
 #include <set>
+#include <stdexcept>
 
 #include "app/api.h"
 #include "app/json.h"
 #include "app/pages.h"
+#include "hubcore/audit.h"
 #include "hubcore/cookie.h"
 #include "hubcore/log.h"
 #include "hubcore/token.h"
@@ -84,6 +86,11 @@ Response redirect(int status, std::string location) {
     r.set("Location", std::move(location));
     r.set("Content-Type", "text/plain; charset=utf-8");
     r.set("X-JupyterHub-Version", "3.0.0");
+    // The same protection as pages: a redirect is a response a browser
+    // may render (an empty body here), and scanners rightly ask for it.
+    r.set("Content-Security-Policy", "frame-ancestors 'self'; default-src 'none'");
+    r.set("X-Content-Type-Options", "nosniff");
+    r.set("Referrer-Policy", "same-origin");
     return r;
 }
 
@@ -178,6 +185,22 @@ std::string sha256Hex(std::string_view data) {
     return hub::hexEncode(std::string_view(reinterpret_cast<const char*>(digest), len));
 }
 
+namespace {
+// Validated by the configuration loader; a list that fails here is a bug.
+hub::IpNetworkList trustedNetworks(const hub::Settings& settings) {
+    std::string why;
+    auto list = hub::IpNetworkList::parse(settings.trustedDownstreamIps, why);
+    if (!list) throw std::invalid_argument("JupyterHub.trusted_downstream_ips: " + why);
+    return std::move(*list);
+}
+
+hubd::proxy::ProxyConfig proxyConfig(const hub::IpNetworkList& trusted) {
+    hubd::proxy::ProxyConfig config;
+    config.trustedProxies = trusted;
+    return config;
+}
+}  // namespace
+
 // ---------------------------------------------------------------- Hub
 
 Hub::Hub(hub::Settings settings, std::unique_ptr<hub::Store> store, std::unique_ptr<hub::Authenticator> auth,
@@ -189,10 +212,11 @@ Hub::Hub(hub::Settings settings, std::unique_ptr<hub::Store> store, std::unique_
       loop_(loop),
       workers_(workers),
       hubPrefix_(settings_.baseUrl + "hub/"),
+      trustedDownstream_(trustedNetworks(settings_)),
       servers_(std::make_unique<ServerManager>(*this)),
       api_(std::make_unique<Api>(*this)),
       pages_(std::make_unique<Pages>(*this)),
-      proxy_(std::make_unique<hubd::proxy::Proxy>(loop_, hubd::proxy::ProxyConfig{})) {}
+      proxy_(std::make_unique<hubd::proxy::Proxy>(loop_, proxyConfig(trustedDownstream_))) {}
 
 Hub::~Hub() = default;
 
@@ -686,7 +710,17 @@ void Hub::revokeToken(int64_t id) {
     tokens_.erase(it);
 }
 
-const hub::TokenRecord* Hub::lookupToken(std::string_view token) {
+std::string Hub::tokenOwnerName(const hub::TokenRecord& token) const {
+    if (token.userId) {
+        const auto* user = findUserById(*token.userId);
+        return user ? user->name : std::string();
+    }
+    for (const auto& [name, s] : services_)
+        if (s.record.id == token.serviceId) return "service:" + name;
+    return {};
+}
+
+const hub::TokenRecord* Hub::lookupToken(std::string_view token, std::string_view source) {
     if (token.size() < 8 || token.size() > 256) return nullptr;
     hub::Timestamp now = hub::now();
     std::string key = sha256Hex(token);
@@ -714,6 +748,10 @@ const hub::TokenRecord* Hub::lookupToken(std::string_view token) {
     if (!rec.lastActivity || now - *rec.lastActivity >= kActivityResolution) {
         rec.lastActivity = now;
         store_->touchToken(rec.id, now);
+        // Once per activity_resolution per token: an audit trail of use
+        // without a line per request.
+        std::string id = "a" + std::to_string(rec.id);
+        hub::audit("token.use", {{"token", id}, {"owner", tokenOwnerName(rec)}, {"source", source}});
     }
     return &rec;
 }
@@ -724,8 +762,36 @@ void Hub::replyAfterFailureDelay(std::function<void()> reply) {
     loop_.addTimer(std::chrono::seconds(2), std::move(reply));
 }
 
+std::optional<std::chrono::seconds> Hub::loginBlocked(std::string_view source, std::string_view username) {
+    if (!settings_.throttleLogins) return std::nullopt;
+    auto wait = loginThrottle_.blocked(source, username, std::chrono::steady_clock::now());
+    if (wait) {
+        hub::logWarning("Login for {} from {} throttled for {} s", hub::safe(username, 64), source,
+                        wait->count());
+        hub::audit("login.throttled",
+                   {{"user", username}, {"source", source}, {"retry_after", std::to_string(wait->count())}});
+    }
+    return wait;
+}
+
+void Hub::loginFinished(bool ok, std::string_view source, std::string_view username, std::string_view how,
+                        std::string_view reason) {
+    if (ok) {
+        loginThrottle_.succeeded(username);
+        hub::audit("login.success", {{"user", username}, {"source", source}, {"via", how}});
+        return;
+    }
+    loginThrottle_.failed(source, username, std::chrono::steady_clock::now());
+    hub::audit("login.failure", {{"user", username}, {"source", source}, {"via", how}, {"reason", reason}});
+}
+
+hubd::http::ClientView Hub::clientView(const Request& request) const {
+    return hubd::http::clientView(request, trustedDownstream_);
+}
+
 Origin Hub::originOf(const Request& request) const {
-    return Origin{request.tls ? "https" : "http", std::string(request.header("Host"))};
+    auto view = clientView(request);
+    return Origin{std::move(view.scheme), std::move(view.host)};
 }
 
 std::string Hub::loginCookieValue(const hub::UserRecord& user) const {
@@ -752,9 +818,9 @@ const hub::UserRecord* Hub::cookieUser(const Request& request) {
 namespace {
 // JupyterHub 3.0's check_referer: a cookie-authenticated API request must
 // come from one of the hub's own pages.
-bool sameOriginReferer(const Request& request, const std::string& hubPrefix) {
+// `host` is the one the client used (a trusted proxy's X-Forwarded-Host).
+bool sameOriginReferer(const Request& request, std::string_view host, const std::string& hubPrefix) {
     std::string_view referer = request.header("Referer");
-    std::string_view host = request.header("Host");
     if (referer.empty() || host.empty()) return false;
     auto schemeEnd = referer.find("://");
     if (schemeEnd == std::string_view::npos) return false;
@@ -773,7 +839,7 @@ Principal Hub::authenticate(const Request& request, bool forApi) {
     if (!authz.empty()) {
         auto token = tokenFromAuthorization(authz);
         if (!token) return p;
-        const hub::TokenRecord* rec = lookupToken(*token);
+        const hub::TokenRecord* rec = lookupToken(*token, clientView(request).address);
         if (!rec) return p;
         p.tokenId = rec->id;
         p.scopes = tokenScopes(*rec);
@@ -800,7 +866,7 @@ Principal Hub::authenticate(const Request& request, bool forApi) {
     const hub::UserRecord* user = cookieUser(request);
     if (!user) return p;
     if (forApi) {
-        if (!sameOriginReferer(request, hubPrefix_)) return p;
+        if (!sameOriginReferer(request, originOf(request).host, hubPrefix_)) return p;
         std::string_view ct = request.header("Content-Type");
         if (request.method == "POST" && !ct.empty() && ct.substr(0, 16) != "application/json") return p;
     }

@@ -10,6 +10,7 @@
 // rely on the cookie must also pass the same-origin check.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -18,8 +19,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "app/login_throttle.h"
 #include "app/scopes.h"
 #include "app/servers.h"
+#include "http/forwarded.h"
 #include "http/server.h"
 #include "hubcore/auth.h"
 #include "hubcore/config.h"
@@ -132,6 +135,14 @@ public:
     // Runs reply after the failed-login delay (2 s, like pam_faildelay's
     // default) on a timer, so a guessing client waits without holding a thread.
     void replyAfterFailureDelay(std::function<void()> reply);
+    // Login throttling (JupyterHub.throttle_logins, app/login_throttle.h):
+    // seconds this attempt must wait, or nullopt to go ahead. `source` is
+    // clientView(request).address, so clients behind a trusted proxy are
+    // told apart. The outcome of each attempt goes to loginFinished, which
+    // also writes the audit line.
+    std::optional<std::chrono::seconds> loginBlocked(std::string_view source, std::string_view username);
+    void loginFinished(bool ok, std::string_view source, std::string_view username, std::string_view how,
+                       std::string_view reason = {});
 
     // Who is asking. `forApi` applies the same-origin check to cookies.
     Principal authenticate(const hubd::http::Request& request, bool forApi);
@@ -152,6 +163,10 @@ public:
     // A server started, became ready or stopped: drop cached models (and routes).
     void serverChanged(int64_t userId);
 
+    // The client's address, scheme and host: X-Forwarded-* only from
+    // JupyterHub.trusted_downstream_ips (http/forwarded.h).
+    hubd::http::ClientView clientView(const hubd::http::Request& request) const;
+    // Scheme and host the client used, for absolute URLs and Referer checks.
     Origin originOf(const hubd::http::Request& request) const;
 
 private:
@@ -160,7 +175,8 @@ private:
     std::vector<std::string> applyUsers();
     std::vector<std::string> applyServices();
     void warnAboutDisallowedUsers();
-    const hub::TokenRecord* lookupToken(std::string_view token);
+    const hub::TokenRecord* lookupToken(std::string_view token, std::string_view source);
+    std::string tokenOwnerName(const hub::TokenRecord& token) const;
     hub::UserRecord& mutableUser(int64_t id);
     void addServiceRoutes();
     bool mayUseUserRoute(const hubd::http::Request& request, std::string_view owner);
@@ -172,6 +188,8 @@ private:
     hubd::http::EventLoop& loop_;
     hubd::http::WorkerPool& workers_;
     std::string hubPrefix_;
+    hub::IpNetworkList trustedDownstream_;  // JupyterHub.trusted_downstream_ips
+    LoginThrottle loginThrottle_;
 
     std::map<int64_t, hub::UserRecord> usersById_;  // ordered by id = creation order
     std::unordered_map<std::string, int64_t> userIdByName_;

@@ -96,10 +96,20 @@ void authorize(Hub& hub, Request& request, Responder responder) {
                 htmlEscape(owner), htmlEscape(owner), htmlEscape(user->name), htmlEscape(owner));
             return responder.send(renderHubPage(hub, 200, "Authorize access", body, user));
         }
+        // As JupyterHub 3.0: the scheme is compared apart, because a
+        // TLS-terminating proxy that sends no X-Forwarded-Proto makes an
+        // https page look like http here; only http -> https is refused.
         std::string_view referer = request.header("Referer");
         Origin o = hub.originOf(request);
-        std::string self = o.scheme + "://" + o.host + request.target;
-        if (referer != self) return errorPage(403, "Authorization form must be sent from authorization page");
+        const auto schemeEnd = referer.find("://");
+        const std::string_view refererScheme =
+            schemeEnd == std::string_view::npos ? std::string_view{} : referer.substr(0, schemeEnd);
+        const std::string_view refererRest =
+            schemeEnd == std::string_view::npos ? referer : referer.substr(schemeEnd + 3);
+        if (refererScheme == "http" && o.scheme == "https")
+            return errorPage(403, "Not allowing authorization form submitted from insecure page");
+        if (refererScheme.empty() || refererRest != o.host + request.target)
+            return errorPage(403, "Authorization form must be sent from authorization page");
     }
 
     // 3.0's granted scopes: identify the user, and access to this one server.

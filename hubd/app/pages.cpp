@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "app/json.h"
+#include "hubcore/audit.h"
 #include "hubcore/cookie.h"
 #include "hubcore/log.h"
 #include "hubcore/token.h"
@@ -39,6 +40,39 @@ button.link { background: none; color: inherit; text-decoration: underline; padd
 :focus-visible { outline: 3px solid var(--accent); outline-offset: 2px; }
 )css";
 
+// The pending page's only script: live steps from the progress EventSource
+// (JupyterHub's spawn_pending.html does the same). Pages work without it:
+// the page then refreshes itself (<noscript>).
+constexpr std::string_view kSpawnPendingScript = R"js("use strict";
+(function () {
+  var list = document.getElementById("progress");
+  var bar = document.getElementById("progress-bar");
+  var url = list && list.getAttribute("data-progress-url");
+  if (!url || !window.EventSource) return;
+  var source = new EventSource(url);
+  source.onmessage = function (e) {
+    var evt;
+    try { evt = JSON.parse(e.data); } catch (err) { return; }
+    // Every (re)connection replays the start from its first step.
+    if (evt.progress === 0) list.textContent = "";
+    if (bar && typeof evt.progress === "number") bar.value = evt.progress;
+    if (evt.message) {
+      var item = document.createElement("li");
+      item.textContent = evt.message;
+      list.appendChild(item);
+    }
+    // The hub decides what comes next: the server, or why it did not start.
+    if (evt.ready || evt.failed) {
+      source.close();
+      window.location.reload();
+    }
+  };
+  source.onerror = function () {
+    if (source.readyState === EventSource.CLOSED) window.location.reload();
+  };
+})();
+)js";
+
 constexpr std::string_view kLogo =
     R"svg(<svg xmlns="http://www.w3.org/2000/svg" width="120" height="32" viewBox="0 0 120 32">)svg"
     R"svg(<rect width="32" height="32" rx="6" fill="#d2691e"/>)svg"
@@ -58,9 +92,11 @@ void addPageHeaders(Response& r) {
     r.set("X-JupyterHub-Version", "3.0.0");
 }
 
-std::string cookieAttributes(const Request& request, std::string_view path) {
+// Secure when the client used https, also through a trusted TLS-terminating
+// proxy (X-Forwarded-Proto), as JupyterHub does.
+std::string cookieAttributes(const Origin& origin, std::string_view path) {
     std::string attrs = fmt::format("; Path={}; HttpOnly; SameSite=Lax", path);
-    if (request.tls) attrs += "; Secure";
+    if (origin.scheme == "https") attrs += "; Secure";
     return attrs;
 }
 
@@ -80,7 +116,7 @@ Response Hub::Pages::page(int status, std::string_view title, std::string_view b
 }
 
 Response renderHubPage(const Hub& hub, int status, std::string_view title, std::string_view body,
-                       const hub::UserRecord* user) {
+                       const hub::UserRecord* user, std::string_view head) {
     const std::string& prefix = hub.hubPrefix();
     std::string nav;
     if (user) {
@@ -94,9 +130,9 @@ Response renderHubPage(const Hub& hub, int status, std::string_view title, std::
     r.body = fmt::format(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-        "<title>{} - hubd</title>\n<link rel=\"stylesheet\" href=\"{}static/hubd.css\">\n</head>\n<body>\n"
+        "<title>{} - hubd</title>\n<link rel=\"stylesheet\" href=\"{}static/hubd.css\">\n{}</head>\n<body>\n"
         "<header><a class=\"brand\" href=\"{}\">hubd</a>{}</header>\n<main>\n{}\n</main>\n</body>\n</html>\n",
-        htmlEscape(title), prefix, prefix, nav, body);
+        htmlEscape(title), prefix, head, prefix, nav, body);
     addPageHeaders(r);
     return r;
 }
@@ -143,6 +179,14 @@ void Hub::Pages::handle(std::string_view path, Request& request, Responder respo
         Response r;
         r.body = std::string(kStylesheet);
         r.set("Content-Type", "text/css; charset=utf-8");
+        r.set("Cache-Control", "max-age=3600");
+        r.set("X-Content-Type-Options", "nosniff");
+        return responder.send(std::move(r));
+    }
+    if (path == "/static/spawn-pending.js" && get) {
+        Response r;
+        r.body = std::string(kSpawnPendingScript);
+        r.set("Content-Type", "text/javascript; charset=utf-8");
         r.set("Cache-Control", "max-age=3600");
         r.set("X-Content-Type-Options", "nosniff");
         return responder.send(std::move(r));
@@ -204,32 +248,43 @@ void Hub::Pages::loginSubmit(Request& request, Responder responder) {
     std::string rawName = form["username"];
     std::string password = form["password"];
     const char* neutral = "Invalid username or password";
+    std::string peer = hub_.clientView(request).address;
     std::string reason;
     auto normalized = hub::normalizeLoginName(hub_.settings(), rawName, reason);
+    if (auto wait = hub_.loginBlocked(peer, normalized.value_or(rawName))) {
+        // Refused before PAM runs: guessing costs the guesser time, not us.
+        Response r =
+            renderLogin(429, next, normalized.value_or(std::string()),
+                        fmt::format("Too many failed sign-ins from your address or for this username. "
+                                    "Try again in {} seconds.",
+                                    wait->count()));
+        r.set("Retry-After", std::to_string(wait->count()));
+        return responder.send(std::move(r));
+    }
     if (!normalized) {
-        hub::logWarning("Failed login for '{}' from {}: {}", hub::safe(rawName, 64), request.peerAddress,
-                        hub::safe(reason));
+        hub::logWarning("Failed login for '{}' from {}: {}", hub::safe(rawName, 64), peer, hub::safe(reason));
+        hub_.loginFinished(false, peer, rawName, "form", reason);
         return responder.send(renderLogin(200, next, {}, neutral));
     }
     std::string username = *normalized;
     auto shared = std::make_shared<Responder>(std::move(responder));
     Hub* hub = &hub_;
     Pages* self = this;
-    std::string peer = request.peerAddress;
+    Origin origin = hub_.originOf(request);
     // The request may be gone when PAM answers: keep what the reply needs.
     Request copy;
     copy.target = request.target;
     copy.query = request.query;
-    copy.tls = request.tls;
     hub->workers().submit(
         [hub, username, password] { return hub->authenticator().authenticate(username, password); },
-        [hub, self, shared, username, next, peer, copy](hub::AuthResult result) {
+        [hub, self, shared, username, next, peer, origin, copy](hub::AuthResult result) {
             const char* neutralMsg = "Invalid username or password";
             for (const auto& note : result.logNotes)
                 hub::logInfo("PAM for {}: {}", hub::safe(username, 64), note);
             if (!result.ok) {
                 hub::logWarning("Failed login for {} from {}: {}", hub::safe(username, 64), peer,
                                 hub::safe(result.failureReason));
+                hub->loginFinished(false, peer, username, "form", result.failureReason);
                 // The failure delay runs here, on a timer, not in PAM on a worker thread.
                 hub->replyAfterFailureDelay(
                     [shared, reply = self->renderLogin(200, next, username, neutralMsg)]() mutable {
@@ -242,6 +297,7 @@ void Hub::Pages::loginSubmit(Request& request, Responder responder) {
                                               existing != nullptr, existing && existing->admin, result.admin);
             if (!decision.allowed) {
                 hub::logWarning("Login of {} from {} refused: {}", result.username, peer, decision.reason);
+                hub->loginFinished(false, peer, username, "form", decision.reason);
                 shared->send(self->renderLogin(200, next, username, neutralMsg));
                 return;
             }
@@ -263,16 +319,17 @@ void Hub::Pages::loginSubmit(Request& request, Responder responder) {
             }
             hub->recordActivity(existing->id, hub::now());
             hub::logInfo("User logged in: {} from {}", existing->name, peer);
+            hub->loginFinished(true, peer, existing->name, "form");
             Response r = redirect(302, self->nextUrl(copy, existing));
             int64_t maxAge = static_cast<int64_t>(hub->settings().cookieMaxAgeDays * 86400);
             r.headers.emplace_back("Set-Cookie", "jupyterhub-hub-login=" + hub->loginCookieValue(*existing) +
-                                                     cookieAttributes(copy, hub->hubPrefix()) +
+                                                     cookieAttributes(origin, hub->hubPrefix()) +
                                                      "; Max-Age=" + std::to_string(maxAge));
             r.headers.emplace_back("Set-Cookie", "jupyterhub-session-id=" + hub::generateToken() +
-                                                     cookieAttributes(copy, hub->baseUrl()));
+                                                     cookieAttributes(origin, hub->baseUrl()));
             r.headers.emplace_back("Set-Cookie",
                                    "hubd-user-session=" + hub->userSessionCookieValue(*existing) +
-                                       cookieAttributes(copy, hub->baseUrl() + "user/") +
+                                       cookieAttributes(origin, hub->baseUrl() + "user/") +
                                        "; Max-Age=" + std::to_string(maxAge));
             shared->send(std::move(r));
         });
@@ -286,15 +343,19 @@ void Hub::Pages::logout(Request& request, Responder responder) {
         for (const auto& [name, value] : hub::parseCookieHeader(request.header("Cookie")))
             if (name == "jupyterhub-session-id") revoked += hub_.revokeSession(value);
         hub::logInfo("User logged out: {} ({} session token(s) revoked)", user->name, revoked);
+        hub::audit("logout", {{"user", user->name},
+                              {"source", hub_.clientView(request).address},
+                              {"revoked_tokens", std::to_string(revoked)}});
     }
     Response r = redirect(302, hub_.hubPrefix() + "login");
+    const Origin origin = hub_.originOf(request);
     std::string expired = "; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT";
     r.headers.emplace_back("Set-Cookie",
-                           "jupyterhub-hub-login=" + cookieAttributes(request, hub_.hubPrefix()) + expired);
+                           "jupyterhub-hub-login=" + cookieAttributes(origin, hub_.hubPrefix()) + expired);
     r.headers.emplace_back("Set-Cookie",
-                           "jupyterhub-session-id=" + cookieAttributes(request, hub_.baseUrl()) + expired);
+                           "jupyterhub-session-id=" + cookieAttributes(origin, hub_.baseUrl()) + expired);
     r.headers.emplace_back(
-        "Set-Cookie", "hubd-user-session=" + cookieAttributes(request, hub_.baseUrl() + "user/") + expired);
+        "Set-Cookie", "hubd-user-session=" + cookieAttributes(origin, hub_.baseUrl() + "user/") + expired);
     responder.send(std::move(r));
 }
 
@@ -365,6 +426,8 @@ void Hub::Pages::spawn(Request& request, Responder responder) {
                  "<h1>Your server cannot start</h1>\n<p class=\"error\">" + htmlEscape(*err) + "</p>", user));
     }
     hub::logInfo("{} started their server from the home page", user->name);
+    hub::audit("server.start",
+               {{"user", user->name}, {"by", user->name}, {"source", hub_.clientView(request).address}});
     responder.send(redirect(302, pending));
 }
 
@@ -386,13 +449,25 @@ void Hub::Pages::spawnPending(std::string_view name, Request& request, Responder
         return responder.send(page(200, "Server not started", body, user));
     }
     std::string steps;
-    for (const auto& p : s->progress) steps += "<li>" + htmlEscape(p) + "</li>";
-    // No JavaScript: the page refreshes itself until the server is ready.
-    Response r = page(200, "Starting your server",
-                      "<h1>Your server is starting</h1>\n<ol id=\"progress\" aria-live=\"polite\">" + steps +
-                          "</ol>\n<p>This page reloads by itself.</p>",
-                      user);
-    r.set("Refresh", "1");
+    for (const auto& p : s->progress) steps += "<li>" + htmlEscape(p.message) + "</li>";
+    const std::string& prefix = hub_.hubPrefix();
+    std::string progressUrl = prefix + "api/users/" + urlEncode(user->name) + "/server/progress";
+    int percent = s->progress.empty() ? 0 : s->progress.back().percent;
+    std::string body = fmt::format(
+        "<h1>Your server is starting</h1>\n<progress id=\"progress-bar\" max=\"100\" "
+        "value=\"{}\"></progress>\n"
+        "<ol id=\"progress\" aria-live=\"polite\" data-progress-url=\"{}\">{}</ol>\n"
+        "<noscript><p>This page reloads by itself.</p></noscript>",
+        percent, htmlEscape(progressUrl), steps);
+    // Live steps from the script; without JavaScript, a refresh every second.
+    std::string head = fmt::format(
+        "<script src=\"{}static/spawn-pending.js\" defer></script>\n"
+        "<noscript><meta http-equiv=\"refresh\" content=\"1\"></noscript>\n",
+        prefix);
+    Response r = renderHubPage(hub_, 200, "Starting your server", body, user, head);
+    r.set("Content-Security-Policy",
+          "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; connect-src 'self'; "
+          "form-action 'self'; frame-ancestors 'self'; base-uri 'none'");
     responder.send(std::move(r));
 }
 
@@ -427,6 +502,8 @@ void Hub::Pages::stopServer(Request& request, Responder responder) {
     };
     if (hub_.servers().stop(*user, done)) return done();
     hub::logInfo("{} stopped their server from the home page", user->name);
+    hub::audit("server.stop",
+               {{"user", user->name}, {"by", user->name}, {"source", hub_.clientView(request).address}});
     // Show the home page after 10 s at the latest; it says "stopping" then.
     hub_.loop().addTimer(std::chrono::seconds(10), done);
 }

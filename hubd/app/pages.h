@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
 // Server-rendered hub pages: login, logout, home, the not-running page.
-// They work without JavaScript and load no external assets.
+// They work without JavaScript and load no external assets; the pending
+// page's one script only makes its progress live.
 #pragma once
 
 #include "app/hub.h"
@@ -33,9 +34,10 @@ private:
     Hub& hub_;
 };
 
-// A complete hub page (layout, stylesheet, security headers) around `body`.
+// A complete hub page (layout, stylesheet, security headers) around `body`;
+// `head` is trusted markup added to <head> (a script tag, say).
 hubd::http::Response renderHubPage(const Hub& hub, int status, std::string_view title, std::string_view body,
-                                   const hub::UserRecord* user);
+                                   const hub::UserRecord* user, std::string_view head = {});
 
 // True if `next` is a path on this hub: starts with one '/', not '//' or
 // '/\', no scheme, no control characters.

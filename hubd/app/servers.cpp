@@ -212,7 +212,7 @@ std::optional<std::string> ServerManager::start(const hub::UserRecord& user, std
     s.requestedAt = std::chrono::steady_clock::now();
     s.port = randomPort();
     s.url = "http://127.0.0.1:" + std::to_string(s.port);
-    s.progress.push_back("Server requested");
+    s.progress.push_back({0, "Server requested"});
     if (s.port == 0) {
         s.phase = Phase::Stopped;
         return std::string("no free TCP port on 127.0.0.1 for the server");
@@ -249,7 +249,7 @@ std::optional<std::string> ServerManager::start(const hub::UserRecord& user, std
              "or over 4 KiB");
         return std::nullopt;
     }
-    s.progress.push_back("Starting " + user.name + "'s server through sudospawner");
+    noteProgress(user.id, 20, "Starting " + user.name + "'s server through sudospawner");
     hub::logInfo("Spawning server for {} on port {}", user.name, s.port);
     int64_t id = user.id;
     auto timeout = std::chrono::milliseconds(static_cast<int64_t>(hub_.settings().startTimeout * 1000));
@@ -272,8 +272,8 @@ void ServerManager::onMessage(int64_t userId, const hubproto::Message& m) {
         s.startTime = started->startTime;
         s.logPath = started->logPath;
         s.started = hub::now();
-        s.progress.push_back(
-            fmt::format("Server process {} started; waiting for it to answer", started->pid));
+        noteProgress(userId, 60,
+                     fmt::format("Server process {} started; waiting for it to answer", started->pid));
         persist(userId);
         hub::logInfo("Server of {} started: pid {}, uid {} ({:.1f} ms after the request)", name, started->pid,
                      started->uid, msSince(s.requestedAt));
@@ -351,7 +351,7 @@ void ServerManager::markReady(int64_t userId) {
     s.lastError.clear();
     s.lastExit.clear();
     s.lastLog.clear();
-    s.progress.push_back("Server ready");
+    s.progress.push_back({100, "Server ready"});
     persist(userId);
     // The route appears atomically with readiness; requests still pass
     // Hub::mayUseUserRoute before the proxy forwards them.
@@ -364,7 +364,7 @@ void ServerManager::markReady(int64_t userId) {
     if (const auto* user = hub_.findUserById(userId))
         hub::logInfo("Server of {} is ready at {} ({:.1f} ms after the request)", user->name, s.url,
                      msSince(s.requestedAt));
-    settle(s);
+    settle(userId);
 }
 
 void ServerManager::fail(int64_t userId, std::string sentence) {
@@ -375,7 +375,7 @@ void ServerManager::fail(int64_t userId, std::string sentence) {
     if (s.phase == Phase::Stopping && s.pid != 0) {
         // The stop failed: the server may still run. Keep it as running.
         s.phase = Phase::Running;
-        settle(s);
+        settle(userId);
         return;
     }
     finishStopped(userId);
@@ -388,6 +388,7 @@ void ServerManager::finishStopped(int64_t userId) {
     if (s.tokenId) hub_.revokeToken(*s.tokenId);
     s.tokenId.reset();
     if (const auto* u = hub_.findUserById(userId)) hub_.removeUserRoute(u->name);
+    s.startFailed = !s.ready;
     s.phase = Phase::Stopped;
     s.ready = false;
     s.pid = 0;
@@ -400,13 +401,41 @@ void ServerManager::finishStopped(int64_t userId) {
     }
     persist(userId);
     hub_.serverChanged(userId);
-    settle(s);
+    settle(userId);
 }
 
-void ServerManager::settle(ServerState& s) {
+void ServerManager::settle(int64_t userId) {
+    ServerState& s = slot(userId);
     auto waiters = std::move(s.waiters);
     s.waiters.clear();
     for (auto& w : waiters) w();
+    notifyWatchers(userId);
+}
+
+void ServerManager::noteProgress(int64_t userId, int percent, std::string message) {
+    slot(userId).progress.push_back({percent, std::move(message)});
+    notifyWatchers(userId);
+}
+
+void ServerManager::notifyWatchers(int64_t userId) {
+    auto it = progressWatchers_.find(userId);
+    if (it == progressWatchers_.end()) return;
+    // A copy: watchers unwatch themselves when their stream ends.
+    auto watchers = it->second;
+    for (auto& [id, changed] : watchers) changed();
+}
+
+uint64_t ServerManager::watchProgress(int64_t userId, std::function<void()> changed) {
+    uint64_t id = nextWatchId_++;
+    progressWatchers_[userId].emplace(id, std::move(changed));
+    return id;
+}
+
+void ServerManager::unwatchProgress(int64_t userId, uint64_t watchId) {
+    auto it = progressWatchers_.find(userId);
+    if (it == progressWatchers_.end()) return;
+    it->second.erase(watchId);
+    if (it->second.empty()) progressWatchers_.erase(it);
 }
 
 void ServerManager::persist(int64_t userId) {
@@ -446,7 +475,7 @@ std::optional<std::string> ServerManager::stop(const hub::UserRecord& user, std:
     if (s.phase == Phase::Spawning && s.pid == 0) s.lastError = "the start was cancelled";
     s.phase = Phase::Stopping;
     s.requestedAt = std::chrono::steady_clock::now();
-    s.progress.push_back("Stopping");
+    noteProgress(user.id, s.progress.empty() ? 0 : s.progress.back().percent, "Stopping");
     hub_.serverChanged(user.id);
     std::string error;
     if (!s.channel) {

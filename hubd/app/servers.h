@@ -23,6 +23,13 @@ namespace hubd {
 
 class Hub;
 
+// One step of a start, as the pending page and the progress EventSource
+// (GET /hub/api/users/:name/server/progress) show it.
+struct ProgressEvent {
+    int percent = 0;  // 0-100
+    std::string message;
+};
+
 struct ServerState {
     enum class Phase { Stopped, Spawning, Running, Stopping };
     Phase phase = Phase::Stopped;
@@ -34,14 +41,15 @@ struct ServerState {
     std::optional<int64_t> tokenId;
     std::optional<hub::Timestamp> started;
     std::string logPath;
-    std::string lastError;  // a sentence: why the last start or stop failed
-    std::string lastExit;   // "exited with status 1" for a server that ended by itself
-    std::string lastLog;    // its last log lines (untrusted bytes)
+    std::string lastError;     // a sentence: why the last start or stop failed
+    bool startFailed = false;  // stopped before it was ever ready: the start failed
+    std::string lastExit;      // "exited with status 1" for a server that ended by itself
+    std::string lastLog;       // its last log lines (untrusted bytes)
     std::unique_ptr<HelperChannel> channel;
     std::vector<std::function<void()>> waiters;  // called when the phase settles
     hubd::http::EventLoop::TimerId timer = 0;
     int probeAttempt = 0;
-    std::vector<std::string> progress;                  // human-readable steps for the pending page
+    std::vector<ProgressEvent> progress;                // steps of the current or last start
     std::chrono::steady_clock::time_point requestedAt;  // start or stop request, for the log's timings
 };
 
@@ -67,6 +75,11 @@ public:
 
     std::string prefixOf(const std::string& userName) const;  // "/user/alice/"
 
+    // Calls `changed` after every progress step and phase change of the
+    // user's server, until unwatchProgress(): what progress streams follow.
+    uint64_t watchProgress(int64_t userId, std::function<void()> changed);
+    void unwatchProgress(int64_t userId, uint64_t watchId);
+
 private:
     ServerState& slot(int64_t userId);
     std::vector<std::string> helperArgv(const std::string& userName) const;
@@ -79,12 +92,16 @@ private:
     void markReady(int64_t userId);
     void fail(int64_t userId, std::string sentence);
     void finishStopped(int64_t userId);
-    void settle(ServerState& s);
+    void noteProgress(int64_t userId, int percent, std::string message);
+    void notifyWatchers(int64_t userId);
+    void settle(int64_t userId);
     void persist(int64_t userId);
     bool openChannel(int64_t userId, const std::string& userName, std::string& error);
 
     Hub& hub_;
     std::map<int64_t, ServerState> servers_;
+    std::map<int64_t, std::map<uint64_t, std::function<void()>>> progressWatchers_;
+    uint64_t nextWatchId_ = 1;
 };
 
 }  // namespace hubd

@@ -25,7 +25,9 @@
 
 #include <fmt/format.h>
 
+#include "http/listen_socket.h"
 #include "http/parser.h"
+#include "http/tls_context.h"
 #include "http/unique_fd.h"
 
 namespace hubd::http {
@@ -44,6 +46,9 @@ constexpr size_t kKeepCapacity = 4 * 1024;
 constexpr std::chrono::milliseconds kLingerTimeout{2'000};
 constexpr size_t kMaxLingerBytes = 1024 * 1024;
 constexpr std::chrono::milliseconds kAcceptPause{100};
+// One year, the value preload lists and testssl.sh expect. Not
+// includeSubDomains: the hub does not own its parent domain's other hosts.
+constexpr std::string_view kHstsHeader = "Strict-Transport-Security: max-age=31536000\r\n";
 
 char lower(char c) {
     return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
@@ -123,39 +128,6 @@ std::pair<std::string, uint16_t> describePeer(const sockaddr_storage& addr) {
     return {"", 0};
 }
 
-std::system_error listenError(int err, const std::string& host, uint16_t port) {
-    std::string message;
-    switch (err) {
-        case EADDRINUSE:
-            message = fmt::format(
-                "port {} on {} is in use: stop the other program or set JupyterHub.bind_url", port, host);
-            break;
-        case EACCES:
-            message = fmt::format(
-                "port {} on {} needs privileges hubd does not have: use a port above 1023 or set "
-                "JupyterHub.bind_url",
-                port, host);
-            break;
-        case EADDRNOTAVAIL:
-            message = fmt::format(
-                "address {} (port {}) is not on this machine: set JupyterHub.bind_url to one of its "
-                "addresses",
-                host, port);
-            break;
-        case EAFNOSUPPORT:
-            message = fmt::format(
-                "cannot listen on {} port {}: IPv6 is disabled on this machine; set JupyterHub.bind_url to "
-                "an "
-                "IPv4 address",
-                host, port);
-            break;
-        default:
-            message = fmt::format("cannot listen on {} port {}: check JupyterHub.bind_url", host, port);
-            break;
-    }
-    return std::system_error(err, std::system_category(), message);
-}
-
 }  // namespace
 
 class Connection;
@@ -170,6 +142,12 @@ struct Responder::Slot {
     ~Slot();
 };
 
+// Shared by a ResponseStream and its connection's bookkeeping.
+struct ResponseStream::Slot {
+    Connection* connection = nullptr;  // null once ended or once the connection closed
+    std::function<void()> onClose;
+};
+
 namespace detail {
 
 // What connections share: the loop, the limits, the handler, scratch space.
@@ -177,6 +155,7 @@ struct ServerCore {
     struct Listener {
         UniqueFd fd;
         EventLoop::TimerId resumeTimer = 0;
+        std::shared_ptr<const TlsContext> tls;  // null: plain HTTP
     };
 
     ServerCore(EventLoop& l, Limits lim, Handler h)
@@ -203,7 +182,7 @@ struct ServerCore {
     std::string_view httpDate();
     void acceptFrom(Listener& listener);
     void pauseAccepting(Listener& listener, int err);
-    void addListener(UniqueFd fd);
+    void addListener(UniqueFd fd, std::shared_ptr<const TlsContext> tls);
     void destroy(Connection* connection) { connections.erase(connection); }
     // A Takeover coming back: a new Connection on the same socket.
     void adoptTakeover(Takeover& takeover, std::optional<Response> response, bool keepAlive);
@@ -218,23 +197,27 @@ struct ServerCore {
 // and come back, if they do, as a new Connection (resumeFrom).
 class Connection {
 public:
-    Connection(detail::ServerCore& server, WatchedFd socket, std::string peerAddress, uint16_t peerPort);
+    Connection(detail::ServerCore& server, WatchedFd socket, Transport transport, std::string peerAddress,
+               uint16_t peerPort);
     ~Connection() { close(); }
     Connection(const Connection&) = delete;
     Connection& operator=(const Connection&) = delete;
 
     void start();
     void resumeFrom(Takeover& takeover, std::optional<Response> response, bool keepAlive);
-    Takeover takeOver();              // from HeadContext, inside stepHead
-    void respond(Response response);  // from Responder, on the loop thread
-    void close();                     // at once, no response
-    void abort() {                    // close() for callers outside the connection
+    Takeover takeOver();                        // from HeadContext, inside stepHead
+    void respond(Response response);            // from Responder, on the loop thread
+    ResponseStream startStream(Response head);  // from Responder, on the loop thread
+    bool streamWrite(std::string_view data);    // from ResponseStream
+    void streamEnd();                           // from ResponseStream
+    void close();                               // at once, no response
+    void abort() {                              // close() for callers outside the connection
         close();
         destroyIfClosed();
     }
 
 private:
-    enum class State { ReadingHead, ReadingBody, Handling, Writing, Lingering, Closed };
+    enum class State { ReadingHead, ReadingBody, Handling, Streaming, Writing, Lingering, Closed };
     enum class FlushResult { Done, Blocked, Failed };
 
     template <typename Fn>
@@ -247,7 +230,7 @@ private:
     bool stepBody();
     void dispatch();
     void sendError(int status, std::string_view reason);
-    void queueResponse(Response& response);
+    void queueResponse(Response& response, bool streaming = false);
     FlushResult flush();
     bool hasOutput() const { return outSent_ < outHead_.size() + outBody_.size(); }
     void releaseOutput();
@@ -263,6 +246,7 @@ private:
 
     detail::ServerCore& server_;
     WatchedFd socket_;
+    Transport transport_;  // every byte of the socket goes through it (TLS or plain)
     State state_ = State::ReadingHead;
     bool handedOver_ = false;        // taken over: the Takeover owns the socket and the connection count
     bool driving_ = false;           // drive() is on the stack: re-entrant calls just leave state for it
@@ -270,6 +254,7 @@ private:
     bool headClockPending_ = false;  // a head started: arm headerTimeout unless it completes at once
     bool closeAfter_ = false;        // close once the current response is out
     bool isHead_ = false;
+    bool chunkedOut_ = false;  // the response being streamed goes out in chunks
     int versionMinor_ = 1;
 
     std::string in_;       // received, not yet consumed
@@ -281,7 +266,8 @@ private:
     ChunkedDecoder chunked_;
     HeadInfo info_;
     Request request_;
-    Responder::Slot* slot_ = nullptr;  // the unanswered request's slot; it tells us when it dies
+    Responder::Slot* slot_ = nullptr;               // the unanswered request's slot; it tells us when it dies
+    std::shared_ptr<ResponseStream::Slot> stream_;  // the body being streamed, while State::Streaming
 
     std::string peerAddress_;
     uint16_t peerPort_;
@@ -297,9 +283,13 @@ private:
 
 // ---------------------------------------------------------------------------
 
-Connection::Connection(detail::ServerCore& server, WatchedFd socket, std::string peerAddress,
-                       uint16_t peerPort)
-    : server_(server), socket_(std::move(socket)), peerAddress_(std::move(peerAddress)), peerPort_(peerPort) {
+Connection::Connection(detail::ServerCore& server, WatchedFd socket, Transport transport,
+                       std::string peerAddress, uint16_t peerPort)
+    : server_(server),
+      socket_(std::move(socket)),
+      transport_(std::move(transport)),
+      peerAddress_(std::move(peerAddress)),
+      peerPort_(peerPort) {
     ++server_.openCount;
 }
 
@@ -309,7 +299,8 @@ void Connection::watchSocket(uint32_t events) {
 
 void Connection::start() {
     watchSocket(EPOLLIN);
-    // The first head must arrive within headerTimeout of the connect.
+    // The first head must arrive within headerTimeout of the connect: with
+    // TLS the handshake (done inside the first reads) counts against it.
     setDeadline(server_.limits.headerTimeout);
 }
 
@@ -321,15 +312,18 @@ void Connection::resumeFrom(Takeover& takeover, std::optional<Response> response
         info_.keepAlive = keepAlive;
         queueResponse(*response);
         state_ = State::Writing;
-        watchSocket(EPOLLOUT);
+        watchSocket(transport_.events(EPOLLOUT));
         setDeadline(server_.limits.writeTimeout);
         kick();
         return;
     }
-    watchSocket(EPOLLIN);
+    watchSocket(transport_.events(EPOLLIN));
     if (in_.empty()) {
         idle_ = true;
         setDeadline(server_.limits.idleTimeout);
+        // The proxy may have left a pipelined request decrypted inside
+        // OpenSSL: the socket will not say so.
+        if (transport_.pending()) kick();
     } else {
         // Pipelined: parse on the next iteration, not inside the caller
         // (which may be finishing the previous exchange).
@@ -342,7 +336,10 @@ void Connection::kick() {
     if (kickTimer_ != 0) return;
     kickTimer_ = server_.loop.addTimer(std::chrono::milliseconds(0), [this] {
         kickTimer_ = 0;
-        entryPoint([&] { drive(); });
+        entryPoint([&] {
+            if (transport_.pending()) readSome();
+            if (state_ != State::Closed) drive();
+        });
     });
 }
 
@@ -352,6 +349,7 @@ Takeover Connection::takeOver() {
     t.socket_ = std::move(socket_);
     // The old callback points at this Connection, which is about to go.
     t.socket_.watch(t.socket_.events(), [](uint32_t) {});
+    t.transport_ = std::move(transport_);
     t.buffered_ = std::move(in_);
     t.peerAddress_ = peerAddress_;
     t.peerPort_ = peerPort_;
@@ -367,8 +365,15 @@ void Connection::close() {
     state_ = State::Closed;
     if (!handedOver_) --server_.openCount;
     if (slot_) std::exchange(slot_, nullptr)->connection = nullptr;  // a later send() is a no-op
+    if (auto stream = std::exchange(stream_, nullptr)) {
+        stream->connection = nullptr;  // a later write() returns false
+        // On the next iteration: the owner may be inside write() right now.
+        if (auto callback = std::exchange(stream->onClose, nullptr))
+            server_.loop.addTimer(std::chrono::milliseconds(0), std::move(callback));
+    }
     if (timerId_ != 0) server_.loop.cancelTimer(std::exchange(timerId_, 0));
     if (kickTimer_ != 0) server_.loop.cancelTimer(std::exchange(kickTimer_, 0));
+    transport_ = Transport{};  // the TLS session goes before its socket
     socket_.reset();
 }
 
@@ -396,16 +401,20 @@ void Connection::onEvents(uint32_t events) {
             close();
             return;
         }
-        if (events & EPOLLIN) readSome();
+        if (transport_.readable(events)) readSome();
         if (state_ != State::Closed) drive();
     });
 }
 
 void Connection::readSome() {
-    if (state_ != State::ReadingHead && state_ != State::ReadingBody && state_ != State::Lingering) return;
-    ssize_t n = ::recv(socket_.get(), server_.scratch.get(), kReadChunk, 0);
+    if (state_ != State::ReadingHead && state_ != State::ReadingBody && state_ != State::Lingering &&
+        state_ != State::Streaming)
+        return;
+    ssize_t n = transport_.read(socket_.get(), server_.scratch.get(), kReadChunk);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
     if (n <= 0) {
+        // Plain HTTP to the TLS port: say so in words a browser shows.
+        if (n < 0 && transport_.sawPlainHttp()) Transport::answerPlainHttp(socket_.get());
         // EOF or reset. We only read while the parser needs more, so a
         // request cut short here can never complete.
         close();
@@ -414,6 +423,13 @@ void Connection::readSome() {
     if (state_ == State::Lingering) {
         lingerBytes_ += static_cast<size_t>(n);
         if (lingerBytes_ > kMaxLingerBytes) close();
+        return;
+    }
+    if (state_ == State::Streaming) {
+        // We read during a stream only to notice the client leaving; what
+        // it sends is kept (a next request) but may not grow without bound.
+        in_.append(server_.scratch.get(), static_cast<size_t>(n));
+        if (in_.size() > server_.limits.maxHeaderBytes) close();
         return;
     }
     if (idle_) {
@@ -455,6 +471,14 @@ void Connection::drive() {
                 progress = !hasOutput();
                 if (progress) finishResponse();
                 break;
+            case State::Streaming:
+                // The write deadline runs only while the client is behind.
+                if (!hasOutput())
+                    clearDeadline();
+                else if (deadline_ == Clock::time_point::max())
+                    setDeadline(server_.limits.writeTimeout);
+                progress = false;
+                break;
             case State::Handling:
             case State::Lingering:
             case State::Closed:
@@ -488,7 +512,7 @@ bool Connection::stepHead() {
     versionMinor_ = request_.versionMinor;
     request_.peerAddress = peerAddress_;
     request_.peerPort = peerPort_;
-    request_.tls = false;
+    request_.tls = transport_.tls();
     if (server_.headHandler) {
         HeadContext context(request_, info_, *this);
         try {
@@ -573,6 +597,70 @@ void Connection::respond(Response response) {
     });
 }
 
+ResponseStream Connection::startStream(Response head) {
+    ResponseStream stream;
+    if (state_ != State::Handling) return stream;
+    if (slot_) std::exchange(slot_, nullptr)->connection = nullptr;
+    entryPoint([&] {
+        bool bodyAllowed = head.status != 204 && head.status != 304;
+        queueResponse(head, true);
+        if (isHead_ || !bodyAllowed) {
+            // No body to stream (HEAD, 204, 304): an ordinary response.
+            chunkedOut_ = false;
+            state_ = State::Writing;
+            setDeadline(server_.limits.writeTimeout);
+        } else {
+            stream_ = std::make_shared<ResponseStream::Slot>();
+            stream_->connection = this;
+            stream.slot_ = stream_;
+            state_ = State::Streaming;
+            clearDeadline();
+        }
+        if (!driving_) drive();
+    });
+    return stream;
+}
+
+bool Connection::streamWrite(std::string_view data) {
+    bool written = false;
+    entryPoint([&] {
+        if (state_ != State::Streaming || data.empty()) {
+            written = state_ == State::Streaming;
+            return;
+        }
+        size_t backlog = outHead_.size() + outBody_.size() - outSent_;
+        if (backlog + data.size() > ResponseStream::kMaxStreamBacklog) {
+            fmt::print(stderr, "hubd: http: {} stopped reading a streamed response; closing\n", peerAddress_);
+            close();
+            return;
+        }
+        if (chunkedOut_) {
+            char size[20];
+            int length = std::snprintf(size, sizeof size, "%zx\r\n", data.size());
+            outBody_.append(size, static_cast<size_t>(length));
+            outBody_.append(data);
+            outBody_.append("\r\n");
+        } else {
+            outBody_.append(data);
+        }
+        written = true;
+        if (!driving_) drive();
+    });
+    return written;
+}
+
+void Connection::streamEnd() {
+    entryPoint([&] {
+        if (state_ != State::Streaming) return;
+        std::exchange(stream_, nullptr)->connection = nullptr;
+        if (chunkedOut_) outBody_.append("0\r\n\r\n");
+        chunkedOut_ = false;
+        state_ = State::Writing;
+        setDeadline(server_.limits.writeTimeout);
+        if (!driving_) drive();
+    });
+}
+
 void Connection::sendError(int status, std::string_view reason) {
     closeAfter_ = true;
     in_.clear();
@@ -582,7 +670,7 @@ void Connection::sendError(int status, std::string_view reason) {
     setDeadline(server_.limits.writeTimeout);
 }
 
-void Connection::queueResponse(Response& response) {
+void Connection::queueResponse(Response& response, bool streaming) {
     bool valid = response.status >= 200 && response.status <= 999 &&
                  std::all_of(response.headers.begin(), response.headers.end(), isSafeHeader);
     if (!valid) {
@@ -592,12 +680,17 @@ void Connection::queueResponse(Response& response) {
     }
     if (!info_.keepAlive) closeAfter_ = true;
     size_t headerBytes = 0;
+    bool hsts = transport_.tls();  // HSTS on every TLS response, unless the handler set its own
     for (const auto& [name, value] : response.headers) {
         headerBytes += name.size() + value.size() + 4;
         if (iequals(name, "Connection") && hasToken(value, "close")) closeAfter_ = true;
+        if (hsts && iequals(name, "Strict-Transport-Security")) hsts = false;
     }
     int status = response.status;
     bool bodyAllowed = status != 204 && status != 304;
+    chunkedOut_ = streaming && bodyAllowed && versionMinor_ == 1;
+    // HTTP/1.0 has no chunks: the end of the connection ends the body.
+    if (streaming && bodyAllowed && versionMinor_ == 0) closeAfter_ = true;
 
     std::string& out = outHead_;
     out.reserve(out.size() + headerBytes + 128);
@@ -616,7 +709,10 @@ void Connection::queueResponse(Response& response) {
     out += "Date: ";
     out += server_.httpDate();
     out += "\r\n";
-    if (bodyAllowed) {
+    if (hsts) out += kHstsHeader;
+    if (chunkedOut_) {
+        out += "Transfer-Encoding: chunked\r\n";
+    } else if (bodyAllowed && !streaming) {
         out += "Content-Length: ";
         appendNumber(out, response.body.size());
         out += "\r\n";
@@ -626,7 +722,7 @@ void Connection::queueResponse(Response& response) {
     else if (versionMinor_ == 0)
         out += "Connection: keep-alive\r\n";
     out += "\r\n";
-    if (bodyAllowed && !isHead_) outBody_ = std::move(response.body);
+    if (bodyAllowed && !isHead_ && !streaming) outBody_ = std::move(response.body);
 }
 
 Connection::FlushResult Connection::flush() {
@@ -640,10 +736,7 @@ Connection::FlushResult Connection::flush() {
             iov[count++] = {outBody_.data() + bodyDone, outBody_.size() - bodyDone};
         size_t wanted = 0;
         for (int i = 0; i < count; ++i) wanted += iov[i].iov_len;
-        msghdr msg{};
-        msg.msg_iov = iov;
-        msg.msg_iovlen = static_cast<size_t>(count);
-        ssize_t n = ::sendmsg(socket_.get(), &msg, MSG_NOSIGNAL);  // writev would raise SIGPIPE
+        ssize_t n = transport_.writev(socket_.get(), iov, count);
         if (n < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) return FlushResult::Blocked;
@@ -692,17 +785,20 @@ void Connection::startLinger() {
     state_ = State::Lingering;
     std::string().swap(in_);
     lingerBytes_ = 0;
-    // FIN now so the client sees the end of the response at once.
-    ::shutdown(socket_.get(), SHUT_WR);
+    // FIN (after close_notify on TLS) so the client sees the end of the response at once.
+    transport_.shutdownWrite(socket_.get());
     setDeadline(kLingerTimeout);
 }
 
 void Connection::updateInterest() {
     uint32_t want = 0;
-    if (state_ == State::ReadingHead || state_ == State::ReadingBody || state_ == State::Lingering)
+    if (state_ == State::ReadingHead || state_ == State::ReadingBody || state_ == State::Lingering ||
+        state_ == State::Streaming)
         want |= EPOLLIN;
     if (hasOutput()) want |= EPOLLOUT;
-    socket_.setEvents(want);
+    socket_.setEvents(transport_.events(want));
+    // Bytes OpenSSL decrypted already do not make the socket readable.
+    if ((want & EPOLLIN) && transport_.pending()) kick();
 }
 
 void Connection::setDeadline(Clock::duration fromNow) {
@@ -742,6 +838,7 @@ void Connection::onTimer() {
                 sendError(408, "request body not received in time");
                 break;
             case State::Handling:
+            case State::Streaming:
             case State::Writing:
             case State::Lingering:
             case State::Closed:
@@ -791,9 +888,15 @@ void detail::ServerCore::acceptFrom(Listener& listener) {
         int one = 1;
         // Fails harmlessly on an adopted AF_UNIX listener.
         ::setsockopt(raw, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        Transport transport;
+        if (listener.tls) {
+            UniqueSsl ssl = listener.tls->newSession(raw);
+            if (!ssl) continue;  // out of memory: closes it
+            transport = Transport(std::move(ssl));
+        }
         auto [host, port] = describePeer(addr);
-        auto owned =
-            std::make_unique<Connection>(*this, WatchedFd(loop, std::move(fd)), std::move(host), port);
+        auto owned = std::make_unique<Connection>(*this, WatchedFd(loop, std::move(fd)), std::move(transport),
+                                                  std::move(host), port);
         Connection* connection = owned.get();
         connections.emplace(connection, std::move(owned));
         try {
@@ -806,8 +909,9 @@ void detail::ServerCore::acceptFrom(Listener& listener) {
 }
 
 void detail::ServerCore::adoptTakeover(Takeover& takeover, std::optional<Response> response, bool keepAlive) {
-    auto owned = std::make_unique<Connection>(*this, std::move(takeover.socket_), takeover.peerAddress_,
-                                              takeover.peerPort_);
+    auto owned =
+        std::make_unique<Connection>(*this, std::move(takeover.socket_), std::move(takeover.transport_),
+                                     takeover.peerAddress_, takeover.peerPort_);
     takeover.release();  // the new Connection counts now
     Connection* connection = owned.get();
     connections.emplace(connection, std::move(owned));
@@ -834,9 +938,10 @@ void detail::ServerCore::pauseAccepting(Listener& listener, int err) {
     });
 }
 
-void detail::ServerCore::addListener(UniqueFd fd) {
+void detail::ServerCore::addListener(UniqueFd fd, std::shared_ptr<const TlsContext> tls) {
     auto listener = std::make_unique<Listener>();
     listener->fd = std::move(fd);
+    listener->tls = std::move(tls);
     Listener* l = listener.get();
     loop.watch(l->fd.get(), EPOLLIN, [this, l](uint32_t) { acceptFrom(*l); });
     listeners.push_back(std::move(listener));
@@ -864,59 +969,13 @@ void HttpServer::setHeadHandler(HeadHandler handler) {
 
 HttpServer::~HttpServer() = default;
 
-uint16_t HttpServer::listen(const std::string& host, uint16_t port) {
-    std::string shown = host.empty() ? "0.0.0.0" : host;
-    std::string literal = host;
-    if (literal.size() >= 2 && literal.front() == '[' && literal.back() == ']')
-        literal = literal.substr(1, literal.size() - 2);
-
-    sockaddr_storage addr{};
-    socklen_t length = 0;
-    auto& in4 = reinterpret_cast<sockaddr_in&>(addr);
-    auto& in6 = reinterpret_cast<sockaddr_in6&>(addr);
-    bool anyV6 = false;
-    if (literal.empty() || literal == "0.0.0.0" || literal == "localhost" ||
-        ::inet_pton(AF_INET, literal.c_str(), &in4.sin_addr) == 1) {
-        in4.sin_family = AF_INET;
-        in4.sin_port = htons(port);
-        if (literal.empty() || literal == "0.0.0.0") in4.sin_addr.s_addr = htonl(INADDR_ANY);
-        if (literal == "localhost") in4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        length = sizeof in4;
-    } else if (::inet_pton(AF_INET6, literal.c_str(), &in6.sin6_addr) == 1) {
-        in6.sin6_family = AF_INET6;
-        in6.sin6_port = htons(port);
-        anyV6 = IN6_IS_ADDR_UNSPECIFIED(&in6.sin6_addr);
-        length = sizeof in6;
-    } else {
-        throw std::system_error(
-            EINVAL, std::system_category(),
-            fmt::format("cannot listen on '{}': not an IP address; use an address such as "
-                        "0.0.0.0, ::, 127.0.0.1 or localhost in JupyterHub.bind_url",
-                        host));
-    }
-
-    UniqueFd fd(::socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    if (!fd) throw listenError(errno, shown, port);
-    int one = 1;
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (anyV6) {
-        int zero = 0;  // "::" means every address, IPv4 included
-        ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-    }
-    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), length) != 0)
-        throw listenError(errno, shown, port);
-    if (::listen(fd.get(), SOMAXCONN) != 0) throw listenError(errno, shown, port);
-
-    sockaddr_storage bound{};
-    socklen_t boundLength = sizeof bound;
-    if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&bound), &boundLength) != 0)
-        throw listenError(errno, shown, port);
-    uint16_t boundPort = describePeer(bound).second;
-    impl_->addListener(std::move(fd));
+uint16_t HttpServer::listen(const std::string& host, uint16_t port, std::shared_ptr<const TlsContext> tls) {
+    uint16_t boundPort = 0;
+    impl_->addListener(openListeningSocket(host, port, boundPort), std::move(tls));
     return boundPort;
 }
 
-void HttpServer::adopt(int listeningFd) {
+void HttpServer::adopt(int listeningFd, std::shared_ptr<const TlsContext> tls) {
     int accepting = 0;
     socklen_t length = sizeof accepting;
     if (::getsockopt(listeningFd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &length) != 0 || !accepting)
@@ -927,7 +986,7 @@ void HttpServer::adopt(int listeningFd) {
         ::fcntl(listeningFd, F_SETFD, FD_CLOEXEC) != 0)
         throw std::system_error(errno, std::system_category(),
                                 fmt::format("cannot make fd {} non-blocking", listeningFd));
-    impl_->addListener(UniqueFd(listeningFd));
+    impl_->addListener(UniqueFd(listeningFd), std::move(tls));
 }
 
 size_t HttpServer::connectionCount() const {
@@ -945,6 +1004,7 @@ Takeover HeadContext::takeOver() {
 Takeover::Takeover(Takeover&& other) noexcept
     : server_(std::move(other.server_)),
       socket_(std::move(other.socket_)),
+      transport_(std::move(other.transport_)),
       buffered_(std::move(other.buffered_)),
       peerAddress_(std::move(other.peerAddress_)),
       peerPort_(other.peerPort_),
@@ -960,6 +1020,7 @@ Takeover& Takeover::operator=(Takeover&& other) noexcept {
         server_ = std::move(other.server_);
         other.server_.reset();
         socket_ = std::move(other.socket_);
+        transport_ = std::move(other.transport_);
         buffered_ = std::move(other.buffered_);
         peerAddress_ = std::move(other.peerAddress_);
         peerPort_ = other.peerPort_;
@@ -1026,6 +1087,45 @@ void Responder::send(Response response) {
     auto slot = std::move(slot_);
     if (!slot || !slot->connection) return;  // answered already, or the client is gone
     slot->connection->respond(std::move(response));
+}
+
+ResponseStream Responder::stream(Response head) {
+    auto slot = std::move(slot_);
+    if (!slot || !slot->connection) return {};
+    return slot->connection->startStream(std::move(head));
+}
+
+ResponseStream& ResponseStream::operator=(ResponseStream&& other) noexcept {
+    if (this != &other) {
+        end();
+        slot_ = std::move(other.slot_);
+    }
+    return *this;
+}
+
+ResponseStream::~ResponseStream() {
+    end();
+}
+
+bool ResponseStream::write(std::string_view data) {
+    if (!slot_ || !slot_->connection) return false;
+    return slot_->connection->streamWrite(data);
+}
+
+void ResponseStream::end() {
+    if (slot_ && slot_->connection) {
+        slot_->onClose = nullptr;
+        slot_->connection->streamEnd();
+    }
+    slot_.reset();
+}
+
+bool ResponseStream::open() const {
+    return slot_ && slot_->connection != nullptr;
+}
+
+void ResponseStream::onClose(std::function<void()> callback) {
+    if (slot_) slot_->onClose = std::move(callback);
 }
 
 bool Responder::valid() const {

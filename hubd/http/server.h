@@ -20,8 +20,11 @@
 #include <vector>
 
 #include "http/event_loop.h"
+#include "http/transport.h"
 
 namespace hubd::http {
+
+class TlsContext;
 
 struct Limits {
     size_t maxRequestLineBytes = 8 * 1024;  // 414 beyond
@@ -50,7 +53,7 @@ struct Request {
     std::string body;
     std::string peerAddress;  // "127.0.0.1" or "::1"
     uint16_t peerPort = 0;
-    bool tls = false;
+    bool tls = false;  // arrived over TLS on this connection (not what a proxy in front says)
 
     // Case-insensitive lookup; first match; "" if absent.
     std::string_view header(std::string_view name) const;
@@ -77,6 +80,44 @@ struct Response {
     Response& set(std::string name, std::string value);
 };
 
+class Connection;
+
+// An open-ended response body (Server-Sent Events, progress streams): the
+// head goes out at once and every write() goes out as it comes, as one
+// chunk on HTTP/1.1 (on HTTP/1.0 the body ends with the connection).
+// end() finishes the body and the connection carries on (keep-alive);
+// destroying a stream that is still open ends it. Move-only; loop thread.
+//
+// MUST: a client that stops reading cannot make hubd buffer without bound:
+// beyond kMaxStreamBacklog unsent bytes, or Limits::writeTimeout without
+// progress, the connection is closed and write() returns false.
+class ResponseStream {
+public:
+    static constexpr size_t kMaxStreamBacklog = 256 * 1024;
+
+    ResponseStream() = default;
+    ResponseStream(ResponseStream&&) noexcept = default;
+    ResponseStream& operator=(ResponseStream&& other) noexcept;
+    ResponseStream(const ResponseStream&) = delete;
+    ResponseStream& operator=(const ResponseStream&) = delete;
+    ~ResponseStream();
+
+    // Sends `data` now (empty data sends nothing). False once the client
+    // is gone or the stream has ended: then nothing more will be sent.
+    bool write(std::string_view data);
+    void end();
+    bool open() const;
+    // Runs once, on a later loop iteration, if the client goes away before
+    // end(). Not called after end() or after the stream is destroyed.
+    void onClose(std::function<void()> callback);
+
+    struct Slot;
+
+private:
+    friend class Connection;
+    std::shared_ptr<Slot> slot_;
+};
+
 // Completes one request. May be moved to a callback and called later, on
 // the loop thread. If it is destroyed without send(), the server answers 500.
 // Copies share one answer (the first send() wins, later ones are no-ops) and
@@ -91,6 +132,10 @@ public:
     Responder& operator=(Responder&&) noexcept;
     ~Responder();
     void send(Response response);
+    // Answers with the status and headers of `head` (its body is ignored)
+    // and leaves the body open; see ResponseStream. For a HEAD request, or
+    // once answered or the client is gone, the stream returned is closed.
+    ResponseStream stream(Response head);
     bool valid() const;
 
 private:
@@ -108,11 +153,11 @@ using Handler = std::function<void(Request& request, Responder responder)>;
 namespace detail {
 struct ServerCore;
 }
-class Connection;
 
 // A client connection handed over by a HeadHandler (the proxy): the socket,
-// still registered with the loop, and the bytes the server had read past the
-// request head (body start, pipelined requests). The new owner installs its
+// still registered with the loop, its Transport (plain or TLS: read and
+// write through it, never on the fd directly), and the bytes the server had
+// read past the request head (body start, pipelined requests). The new owner installs its
 // callback with socket().watch() before returning to the loop, and gives the
 // connection back with resume() or respond(); destroying a Takeover closes
 // the connection. It still counts against Limits::maxConnections.
@@ -127,6 +172,7 @@ public:
 
     explicit operator bool() const { return static_cast<bool>(socket_); }
     WatchedFd& socket() { return socket_; }
+    Transport& transport() { return transport_; }
     std::string& buffered() { return buffered_; }
     const std::string& peerAddress() const { return peerAddress_; }
     uint16_t peerPort() const { return peerPort_; }
@@ -145,6 +191,7 @@ private:
 
     std::weak_ptr<detail::ServerCore> server_;
     WatchedFd socket_;
+    Transport transport_;
     std::string buffered_;
     std::string peerAddress_;
     uint16_t peerPort_ = 0;
@@ -188,9 +235,13 @@ public:
     // "0.0.0.0" = all IPv4, "::" = all, otherwise an address literal or
     // "localhost". Port 0 picks a free port. Returns the bound port.
     // Throws std::system_error with a sentence naming address and port.
-    uint16_t listen(const std::string& host, uint16_t port);
-    // Adopts an already-listening socket (systemd socket activation, later).
-    void adopt(int listeningFd);
+    // With `tls`, every connection is TLS with its current certificate
+    // (Request::tls true, HSTS on every response).
+    uint16_t listen(const std::string& host, uint16_t port, std::shared_ptr<const TlsContext> tls = nullptr);
+    // Adopts an already-listening socket: hubd's main opens every listener
+    // first (http/listen_socket.h, or systemd socket activation) and drops
+    // its capabilities before the servers see them.
+    void adopt(int listeningFd, std::shared_ptr<const TlsContext> tls = nullptr);
     // Set before listening; see HeadHandler.
     void setHeadHandler(HeadHandler handler);
 

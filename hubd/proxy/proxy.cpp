@@ -140,6 +140,7 @@ private:
     void onClient(uint32_t events);
     void onBackend(uint32_t events);
     void onTimer();
+    void kickClient();
 
     void buildRequestHead(const http::Request& request);
     void acquireBackend();
@@ -230,6 +231,7 @@ private:
     Clock::time_point deadline_ = Clock::time_point::max();
     Clock::time_point timerAt_{};
     http::EventLoop::TimerId timerId_ = 0;
+    http::EventLoop::TimerId kickTimer_ = 0;  // onClient deferred to the next loop iteration
 };
 
 namespace {
@@ -272,12 +274,12 @@ Proxy::Exchange::Exchange(Proxy& proxy, http::Takeover client, const http::Reque
 
 Proxy::Exchange::~Exchange() {
     if (timerId_ != 0) loop_.cancelTimer(timerId_);
+    if (kickTimer_ != 0) loop_.cancelTimer(kickTimer_);
     releaseBackendSlot();
 }
 
 void Proxy::Exchange::buildRequestHead(const http::Request& request) {
-    const bool trusted = std::find(config_.trustedProxies.begin(), config_.trustedProxies.end(),
-                                   request.peerAddress) != config_.trustedProxies.end();
+    const bool trusted = config_.trustedProxies.contains(request.peerAddress);
     ConnectionTokens hopByHop = connectionTokens(request.headers);
     std::string& out = toBackend_.data;
     out.reserve(256 + request.rawPath.size() + request.query.size() + request.headers.size() * 48);
@@ -511,8 +513,7 @@ void Proxy::Exchange::onClient(uint32_t events) {
                 return;
             }
             if (events & EPOLLIN) {
-                char c;
-                ssize_t n = ::recv(client_.socket().get(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+                ssize_t n = client_.transport().peek(client_.socket().get());
                 if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
                     abort("client went away");
                     return;
@@ -521,6 +522,14 @@ void Proxy::Exchange::onClient(uint32_t events) {
             }
         }
         pump();
+    });
+}
+
+void Proxy::Exchange::kickClient() {
+    if (kickTimer_ != 0) return;
+    kickTimer_ = loop_.addTimer(std::chrono::milliseconds(0), [this] {
+        kickTimer_ = 0;
+        onClient(EPOLLIN);
     });
 }
 
@@ -592,7 +601,8 @@ bool Proxy::Exchange::readClient() {
         room = static_cast<size_t>(std::min<uint64_t>(room, bodyLeft_));  // never read into the next request
     }
     if (room == 0) return false;
-    ssize_t n = ::recv(client_.socket().get(), proxy_.scratch_.get(), std::min(room, kScratchBytes), 0);
+    ssize_t n = client_.transport().read(client_.socket().get(), proxy_.scratch_.get(),
+                                         std::min(room, kScratchBytes));
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return false;
         abort("client connection failed");
@@ -712,7 +722,8 @@ bool Proxy::Exchange::readBackend() {
                     abort("backend closed in the middle of a response body");
                 break;
             case Phase::Tunnel:
-                if (toClient_.empty() && !clientEof_) ::shutdown(client_.socket().get(), SHUT_WR);
+                if (toClient_.empty() && !clientEof_)
+                    client_.transport().shutdownWrite(client_.socket().get());
                 break;
         }
         return true;
@@ -798,6 +809,7 @@ void Proxy::Exchange::startResponse() {
     if (wantsUpgrade_) backendReusable_ = false;  // the backend may still expect to switch
 
     ConnectionTokens hopByHop = connectionTokens(response_.headers);
+    bool hsts = client_.transport().tls();
     std::string& out = toClient_.data;
     out.reserve(out.size() + 256 + response_.headers.size() * 64);
     out += fmt::format("HTTP/1.1 {} ", response_.status);
@@ -832,7 +844,9 @@ void Proxy::Exchange::startResponse() {
         out += ": ";
         out += shown;
         out += "\r\n";
+        if (iequals(name, "Strict-Transport-Security")) hsts = false;
     }
+    if (hsts) out += "Strict-Transport-Security: max-age=31536000\r\n";  // as the server's own answers
     switch (response_.framing) {
         case ResponseFraming::None:
             // HEAD and 304 announce the length of what a GET would get.
@@ -961,7 +975,7 @@ void Proxy::Exchange::startTunnel() {
 bool Proxy::Exchange::flushToClient() {
     if (toClient_.empty()) return false;
     std::string_view pending = toClient_.view();
-    ssize_t n = ::send(client_.socket().get(), pending.data(), pending.size(), MSG_NOSIGNAL);
+    ssize_t n = client_.transport().write(client_.socket().get(), pending.data(), pending.size());
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return false;
         abort("client connection failed");
@@ -970,7 +984,7 @@ bool Proxy::Exchange::flushToClient() {
     toClient_.consume(static_cast<size_t>(n));
     interimBytes_ -= std::min(interimBytes_, static_cast<size_t>(n));
     if (toClient_.empty() && phase_ == Phase::Tunnel && backendEof_ && !clientEof_)
-        ::shutdown(client_.socket().get(), SHUT_WR);
+        client_.transport().shutdownWrite(client_.socket().get());
     return true;
 }
 
@@ -1005,7 +1019,10 @@ void Proxy::Exchange::updateInterest() {
             if (responseDone_ && backendReusable_) backend |= kBackendIdleEvents;  // as the pool will want it
         }
     }
-    client_.socket().setEvents(client);
+    client_.socket().setEvents(client_.transport().events(client));
+    // TLS: bytes OpenSSL already decrypted (a read that filled the buffer,
+    // a read paused for flow control) do not make the socket readable.
+    if ((client & EPOLLIN) && client_.transport().pending()) kickClient();
     if (backend_) backend_.setEvents(backend);
 }
 
@@ -1084,7 +1101,7 @@ void Proxy::Exchange::finish() {
         client_.buffered() = std::move(clientLeftover_);
         client_.resume();
     } else if (client_) {
-        ::shutdown(client_.socket().get(), SHUT_WR);
+        client_.transport().shutdownWrite(client_.socket().get());
         client_ = http::Takeover{};
     }
     done_ = true;
@@ -1114,7 +1131,10 @@ void Proxy::Exchange::fail(int status, std::string_view message) {
 void Proxy::Exchange::abort(std::string_view why) {
     if (done_) return;
     ++proxy_.stats_.errors;
-    if (phase_ != Phase::Tunnel || (why != "WebSocket idle timeout"))
+    // What clients do to their own connections (reset, leave) is counted,
+    // not logged: a client must not decide how much hubd writes to its log.
+    bool clientsDoing = why.rfind("client ", 0) == 0;
+    if (!clientsDoing && (phase_ != Phase::Tunnel || why != "WebSocket idle timeout"))
         fmt::print(stderr, "hubd: proxy: closing {} ({}): {}\n", rawPath_, target_->poolKey, why);
     backend_.reset();
     releaseBackendSlot();

@@ -20,6 +20,7 @@
 
 #include "http/event_loop.h"
 #include "http/server.h"
+#include "hubcore/cidr.h"
 #include "proxy/routes.h"
 #include "proxy/upstream_pool.h"
 
@@ -40,10 +41,10 @@ struct ProxyConfig {
     // destination (port exhaustion: CHP #557), above what a WebSocket-heavy
     // service needs.
     size_t maxConnectionsPerBackend = 16384;
-    // Peers (exact IP addresses as the server reports them, e.g.
-    // "127.0.0.1", "::1") whose X-Forwarded-* / Forwarded / X-Real-IP are
-    // believed; from anyone else they are dropped and rebuilt.
-    std::vector<std::string> trustedProxies;
+    // Peers (JupyterHub.trusted_downstream_ips: addresses and CIDR
+    // networks) whose X-Forwarded-* / Forwarded / X-Real-IP are believed;
+    // from anyone else they are dropped and rebuilt.
+    hub::IpNetworkList trustedProxies;
     // Authorization is forwarded (user servers and services accept tokens
     // issued for them); false drops it. The hub's cookies are never forwarded.
     bool forwardAuthorization = true;

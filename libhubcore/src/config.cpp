@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "hubcore/cidr.h"
 #include "hubcore/config.h"
 
 namespace hub {
@@ -503,6 +504,17 @@ void createSystemUsers(const Apply& x, const PyValue& v) {
     x.st.s.createSystemUsers = false;
 }
 
+void trustedDownstreamIps(const Apply& x, const PyValue& v) {
+    auto items = x.strings(v, x.name, true);
+    if (!items) return;
+    std::string why;
+    if (!IpNetworkList::parse(*items, why)) {
+        x.error(fmt::format("{}: {}", x.name, why));
+        return;
+    }
+    x.st.s.trustedDownstreamIps = std::move(*items);
+}
+
 void spawnerCmd(const Apply& x, const PyValue& v) {
     // JupyterHub's Command trait takes a single string as a one-word command.
     if (v.kind == VK::Str) {
@@ -608,6 +620,14 @@ const std::map<std::string_view, Handler>& handlers() {
                  x.st.s.cookieMaxAgeDays = days;
          }},
         {"JupyterHub.admin_access", SETTER(adminAccess, v.boolean)},
+        {"JupyterHub.audit_log",
+         [](const Apply& x, const PyValue& v) {
+             if (v.str != "syslog" && v.str != "off" && !v.str.empty() && v.str.front() != '/')
+                 x.error(fmt::format("{} must be 'syslog', 'off' or an absolute file path", x.name));
+             else
+                 x.st.s.auditLog = v.str;
+         }},
+        {"JupyterHub.throttle_logins", SETTER(throttleLogins, v.boolean)},
         {"JupyterHub.services", services},
         {"JupyterHub.load_roles", loadRoles},
         {"JupyterHub.api_tokens", apiTokens},
@@ -615,8 +635,18 @@ const std::map<std::string_view, Handler>& handlers() {
         {"JupyterHub.api_page_max_limit", POSITIVE_INT(apiPageMaxLimit)},
         {"JupyterHub.ssl_key", SETTER(sslKey, v.str)},
         {"JupyterHub.ssl_cert", SETTER(sslCert, v.str)},
+        {"JupyterHub.ssl_ocsp_response", SETTER(sslOcspResponse, v.str)},
+        {"JupyterHub.ssl_allow_world_readable_key", SETTER(sslAllowWorldReadableKey, v.boolean)},
+        {"JupyterHub.redirect_http_port",
+         [](const Apply& x, const PyValue& v) {
+             if (v.integer == 0)
+                 x.st.s.redirectHttpPort = 0;
+             else if (auto p = portTrait(x, v))
+                 x.st.s.redirectHttpPort = *p;
+         }},
         {"JupyterHub.log_level", logLevel},
         {"JupyterHub.shutdown_on_logout", SETTER(shutdownOnLogout, v.boolean)},
+        {"JupyterHub.trusted_downstream_ips", trustedDownstreamIps},
         {"Authenticator.allowed_users", STRINGS(allowedUsers, true)},
         {"Authenticator.blocked_users", STRINGS(blockedUsers, true)},
         {"Authenticator.admin_users", STRINGS(adminUsers, true)},
@@ -952,12 +982,33 @@ private:
                 at("JupyterHub.bind_url", Severity::Warning,
                    "JupyterHub.bind_url and JupyterHub.ip/port/base_url are all set: ip, port and "
                    "base_url override parts of bind_url; prefer bind_url alone"));
+        // TLS: as JupyterHub, a certificate makes the public URL https.
+        if (!s.sslCert.empty()) {
+            bind.scheme = "https";
+        } else if (bind.scheme == "https") {
+            diags_.push_back(
+                at("JupyterHub.bind_url", Severity::Error,
+                   "JupyterHub.bind_url uses https but JupyterHub.ssl_cert is not set: set "
+                   "ssl_cert and ssl_key (e.g. Let's Encrypt's fullchain.pem and privkey.pem), or "
+                   "use http:// behind a TLS-terminating proxy"));
+        }
+        if (!s.sslKey.empty() && s.sslCert.empty())
+            diags_.push_back(
+                at("JupyterHub.ssl_key", Severity::Error,
+                   "JupyterHub.ssl_key is set but JupyterHub.ssl_cert is not: set ssl_cert to the "
+                   "certificate chain of this key (Let's Encrypt: fullchain.pem)"));
+        if (s.redirectHttpPort != 0 && s.sslCert.empty())
+            diags_.push_back(
+                at("JupyterHub.redirect_http_port", Severity::Error,
+                   "JupyterHub.redirect_http_port redirects to https, but hubd serves no TLS: set "
+                   "JupyterHub.ssl_cert and ssl_key, or set redirect_http_port = 0"));
+        else if (s.redirectHttpPort != 0 && s.redirectHttpPort == bind.port)
+            diags_.push_back(at("JupyterHub.redirect_http_port", Severity::Error,
+                                fmt::format("JupyterHub.redirect_http_port is the https port {} itself: use "
+                                            "another port (usually 80 with 443)",
+                                            bind.port)));
         s.bindUrl = bind.origin();
         s.baseUrl = base;
-        if (bind.scheme == "https")
-            diags_.push_back(at("JupyterHub.bind_url", Severity::Warning,
-                                "JupyterHub.bind_url uses https, but hubd does not serve TLS yet (issue 5): "
-                                "terminate TLS in a reverse proxy in front of hubd"));
 
         Url hub;
         hub.scheme = "http", hub.host = "127.0.0.1", hub.port = 8081;

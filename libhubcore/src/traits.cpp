@@ -72,10 +72,20 @@ std::vector<TraitInfo> buildCatalogue() {
         "Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL (or 10..50).");
     add("JupyterHub.shutdown_on_logout", "Bool", "False",
         "Whether logging out also stops the user's server.");
-    later("JupyterHub.ssl_key", "Unicode", "''", "Path to the TLS private key for the public URL.",
-          "issue 5");
-    later("JupyterHub.ssl_cert", "Unicode", "''", "Path to the TLS certificate (chain) for the public URL.",
-          "issue 5");
+    add("JupyterHub.ssl_key", "Unicode", "''",
+        "Path to the TLS private key for the public URL (e.g. Let's Encrypt's privkey.pem); '' means it is "
+        "in ssl_cert. Re-read on SIGHUP.");
+    add("JupyterHub.ssl_cert", "Unicode", "''",
+        "Path to the TLS certificate and its chain for the public URL (e.g. Let's Encrypt's fullchain.pem); "
+        "setting it serves https. Re-read on SIGHUP.");
+    add("JupyterHub.ssl_ocsp_response", "Unicode", "''",
+        "hubd: DER OCSP response file to staple (refreshed by a cron job or certbot hook, re-read on "
+        "SIGHUP); '' means <ssl_cert>.ocsp when that exists.");
+    add("JupyterHub.ssl_allow_world_readable_key", "Bool", "False",
+        "hubd: start even if every local user can read the TLS private key (otherwise refused).");
+    add("JupyterHub.redirect_http_port", "Int", "0",
+        "hubd: also listen for plain HTTP on this port (same address as bind_url) and redirect every "
+        "request to https; 0 means no such listener.");
     later("JupyterHub.internal_ssl", "Bool", "False",
           "Encrypt connections between the hub and single-user servers.");
     later("JupyterHub.internal_certs_location", "Unicode", "'internal-ssl'",
@@ -83,8 +93,16 @@ std::vector<TraitInfo> buildCatalogue() {
     later("JupyterHub.trusted_alt_names", "List", "[]", "Extra names in the internal_ssl certificates.");
     later("JupyterHub.subdomain_host", "Unicode", "''",
           "Serve each user on their own subdomain of this host.");
-    later("JupyterHub.trusted_downstream_ips", "List", "[]",
-          "Proxies whose X-Forwarded-For headers are trusted for client addresses.");
+    add("JupyterHub.audit_log", "Unicode", "'syslog'",
+        "hubd: where the audit log goes (logins, admin actions, spawns, stops, token creation and use): "
+        "'syslog' (facility authpriv), an absolute file path (appended, mode 0600, reopened on SIGHUP), "
+        "or 'off'.");
+    add("JupyterHub.throttle_logins", "Bool", "True",
+        "hubd: slow down repeated failed logins per source address and per username (429 with "
+        "Retry-After); see docs/security-model.md.");
+    add("JupyterHub.trusted_downstream_ips", "List", "[]",
+        "Reverse proxies in front of hubd whose X-Forwarded-For/-Proto/-Host headers are believed: IP "
+        "addresses or CIDR networks, e.g. ['127.0.0.1', '10.0.0.0/8', '::1', 'fd00::/8'].");
     later("JupyterHub.trust_user_provided_tokens", "Bool", "False",
           "Hash user-provided tokens as cheaply as generated ones.");
     later("JupyterHub.allow_named_servers", "Bool", "False", "Allow each user to run several named servers.");

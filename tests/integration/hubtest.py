@@ -10,6 +10,7 @@
 Environment: HUBD (set by meson), else build/hubd/hubd under the source root.
 HUBTEST_KEEP=1 keeps working directories for post-mortems.
 """
+import atexit
 import http.client
 import json as jsonlib
 import os
@@ -92,6 +93,31 @@ def main(tests):
     sys.exit(0)
 
 
+def wait_for(pred, timeout=20, step=0.05):
+    """Polls pred() until it returns something true or timeout s pass; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
+
+
+def follow(client, path, limit=10):
+    """GET path and follow redirects on the same hub (absolute ones too); (status, body, trail)."""
+    trail = [path]
+    for _ in range(limit):
+        status, headers, body = client.get(path)
+        if status not in (301, 302, 303) or "location" not in headers:
+            return status, body, trail
+        path = headers["location"]
+        if path.startswith("http"):
+            path = "/" + path.split("/", 3)[3]
+        trail.append(path)
+    return status, body, trail
+
+
 def skip(reason):
     """Skips the whole program (meson reports SKIP)."""
     print(f"SKIP: {reason}", flush=True)
@@ -136,6 +162,10 @@ class Client:
         self.cookies = {}  # name -> (value, path)
         self.set_cookies = []
 
+    def connection(self):
+        """A new connection for one request; subclasses may return HTTPS or bind a source address."""
+        return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+
     def _cookie_header(self, path):
         pairs = [f"{n}={v}" for n, (v, p) in self.cookies.items() if path.startswith(p)]
         return "; ".join(pairs)
@@ -175,7 +205,7 @@ class Client:
         cookie = self._cookie_header(urllib.parse.urlsplit(path).path)
         if cookie and not any(k.lower() == "cookie" for k in hdrs):
             hdrs["Cookie"] = cookie
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        conn = self.connection()
         try:
             conn.request(method, path, body=body, headers=hdrs)
             resp = conn.getresponse()
@@ -291,6 +321,39 @@ def hub_user():
 
 # ---------------------------------------------------------------- hubd
 
+_default_account = None
+_hub_dirs = []
+
+
+def _remove_hub_dirs():
+    # Hubs used without a with-block leave their directory behind. Owned by
+    # an account that is removed at exit, it would later belong to whichever
+    # new account gets the uid (tests look for files owned by the hub user).
+    if not os.environ.get("HUBTEST_KEEP"):
+        for d in _hub_dirs:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+# Registered before any account's removal, so it runs after it (atexit is LIFO).
+atexit.register(_remove_hub_dirs)
+
+
+def _default_hub_account():
+    """The account a Hub without user= runs as when the tests run as root.
+
+    hubd refuses root without --allow-root, and nothing but what sudo runs
+    should be root: so these hubs run as one unprivileged account like the
+    real hub user (system user, group shadow), created on first use and
+    removed when the test program exits."""
+    global _default_account
+    if _default_account is None:
+        account = hub_user()
+        account.__enter__()
+        atexit.register(account.remove)
+        _default_account = account
+    return _default_account.name
+
+
 def _world_executable(path):
     """True if every directory on the way and the file itself are o+x."""
     path = os.path.realpath(path)
@@ -311,7 +374,8 @@ class Hub:
     config:  text of config.py (passed with -f), or None for no file
     args:    extra --Class.trait=value overrides
     env:     extra environment variables (None value: removed)
-    user:    run as this Unix user (name), through setpriv --init-groups
+    user:    run as this Unix user (name), through setpriv --init-groups; when the
+             tests run as root and no user is given, a shared unprivileged account
     files:   {relative path: (text or bytes, mode)} created before start
     start:   start (and wait for /hub/api) when entering the with-block
     """
@@ -330,6 +394,7 @@ class Hub:
         self.hub_port = None
         self._log = None
         self.binary = HUBD
+        self.pass_fds = ()  # descriptors hubd inherits (socket activation tests)
 
     # -- set-up
 
@@ -357,6 +422,9 @@ class Hub:
         if self.dir:
             return
         self.dir = tempfile.mkdtemp(prefix="hubtest-")
+        _hub_dirs.append(self.dir)
+        if self.user is None and os.geteuid() == 0:
+            self.user = _default_hub_account()
         if self.user:
             pw = pwd.getpwnam(self.user)
             os.chown(self.dir, pw.pw_uid, pw.pw_gid)
@@ -414,7 +482,7 @@ class Hub:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.command(), cwd=self.dir, env=self.environment(),
                                      stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True, pass_fds=self.pass_fds)
         if wait:
             self.wait_ready()
         return self

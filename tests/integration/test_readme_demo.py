@@ -12,23 +12,10 @@ import subprocess
 import time
 
 import hubtest
-from hubtest import check
+from hubtest import check, follow
 
 from demotest import ALICE_SERVER_LOG, read, running_demo
 
-
-def follow(client, path, limit=10):
-    """GET path and follow local redirects; returns (status, body, trail of locations)."""
-    trail = [path]
-    for _ in range(limit):
-        status, headers, body = client.get(path)
-        if status not in (301, 302, 303) or "location" not in headers:
-            return status, body, trail
-        path = headers["location"]
-        if path.startswith("http"):
-            path = "/" + path.split("/", 3)[3]
-        trail.append(path)
-    return status, body, trail
 
 
 def test_demo_login():

@@ -7,6 +7,7 @@ JupyterHub admins write them (JupyterHub.services + load_roles), then plays an
 API client. Expected values come from shared/reference/jupyterhub-3.0-contract.md.
 Root not needed.
 """
+import json
 import re
 import secrets
 
@@ -263,6 +264,15 @@ def test_errors_are_json():
           f"a server that cannot start is reported with the reason: {status} {body}")
     status, body, _ = api("GET", "/users/zoe")
     check(body["server"] is None and body["pending"] is None, "...and the user has no server afterwards")
+    status, headers, raw = HUB.client().get("/hub/api/users/zoe/server/progress", headers=auth(ADMIN_TOKEN))
+    events = [json.loads(line[6:]) for line in raw.split(b"\n") if line.startswith(b"data: ")]
+    check(status == 200 and headers.get("content-type") == "text/event-stream" and len(events) == 1
+          and events[0].get("failed") is True and "sudo" in events[0].get("message", ""),
+          f"the progress stream reports the failed start with its cause: {status} {events}")
+    status, body, _ = api("GET", "/users/nobody-here/server/progress")
+    check(status == 404, f"progress of an unknown user -> 404 ({status})")
+    status, body, _ = api("GET", "/users/zoe/server/progress", token=USERMGR_TOKEN)
+    check(status == 403, f"progress needs read:servers -> 403 ({status})")
 
 
 def test_admin_users_scope_cannot_grant_admin():

@@ -14,8 +14,12 @@ sudoers drop-in. hubd runs as the hub user with the seed guide's
 * the API reports the server ready; kill -9 of hubd and a restart reattach to
   the same process (not restarted); stopping afterwards works;
 * bob's server crashes after it became ready: the hub notices within a second
-  and his home page shows the exit status and the last log lines.
+  and his home page shows the exit status and the last log lines;
+* the progress EventSource (GET /hub/api/users/:name/server/progress) follows
+  bob's slow start step by step to the ready event, answers 400 when nothing
+  is starting, and ends a failed start with the failed event.
 """
+import http.client
 import json
 import os
 import pwd
@@ -27,7 +31,7 @@ import threading
 import time
 
 import hubtest
-from hubtest import check
+from hubtest import check, wait_for
 from sudotest import sudo_setup
 
 SERVICE_TOKEN = secrets.token_hex(32)
@@ -42,6 +46,11 @@ with open(os.path.join(home, "dump.json.tmp"), "w") as f:
     json.dump(info, f)
 os.rename(os.path.join(home, "dump.json.tmp"), os.path.join(home, "dump.json"))
 print("stand-in server for", os.environ.get("JUPYTERHUB_USER"), "on port", port, flush=True)
+if os.path.exists(os.path.join(home, "fail-next")):
+    print("told to fail before listening", flush=True)
+    sys.exit(4)
+if os.environ.get("JUPYTERHUB_USER", "").startswith("hubtcrash"):
+    time.sleep(1.5)  # a start slow enough to follow on the progress stream
 
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
@@ -97,15 +106,6 @@ c.Spawner.start_timeout = 30
 def api(hub, method, path):
     return hub.client().json(method, "/hub/api" + path, headers={"Authorization": f"token {SERVICE_TOKEN}"})
 
-
-def wait_for(pred, timeout=20, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
 
 
 def read_dump(user):
@@ -240,9 +240,54 @@ def test_spawn_as_alice(hub, alice):
     check(status == 403, "the server's token was revoked with the stop")
 
 
+def progress_events(hub, name, headers, timeout=20):
+    """(status, content-type, events, raw) of GET .../server/progress, read as it streams."""
+    conn = http.client.HTTPConnection("127.0.0.1", hub.port, timeout=timeout)
+    try:
+        conn.request("GET", f"/hub/api/users/{name}/server/progress", headers=headers)
+        resp = conn.getresponse()
+        ctype = resp.getheader("Content-Type", "")
+        if resp.status != 200:
+            return resp.status, ctype, [], resp.read()
+        raw, events = b"", []
+        while True:
+            line = resp.readline()
+            if not line:
+                break
+            raw += line
+            if line.startswith(b"data: "):
+                events.append(json.loads(line[6:]))
+                if events[-1].get("ready") or events[-1].get("failed"):
+                    break
+        return resp.status, ctype, events, raw
+    finally:
+        conn.close()
+
+
 def test_crash_is_noticed(hub, crasher):
     c = login(hub, crasher)
+    cookie = c._cookie_header("/hub/")
+    browser = {"Cookie": cookie, "Referer": f"{hub.url}/hub/spawn-pending/{crasher.name}"}
+    status, _, _, _ = progress_events(hub, crasher.name, browser)
+    check(status == 400, f"progress of a server that is not starting -> 400 ({status})")
     c.post("/hub/spawn")
+    status, _, _, _ = progress_events(hub, crasher.name, {"Cookie": cookie})
+    check(status == 403, f"the progress stream with a cookie but no Referer -> 403 ({status})")
+    status, ctype, events, raw = progress_events(hub, crasher.name, browser)
+    check(status == 200 and ctype == "text/event-stream", f"the pending page's EventSource -> 200 {ctype}")
+    check(raw.startswith(b"\n\n"), "the stream starts with a keepalive blank line")
+    check(events[:1] == [{"progress": 0, "message": "Server requested"}], f"first event as in 3.0: {events[:1]}")
+    steps = [e.get("message", "") for e in events]
+    check(any(m.startswith("Server process ") for m in steps), f"the helper's start is a step: {steps}")
+    percents = [e["progress"] for e in events]
+    check(percents == sorted(percents), f"progress only goes up: {percents}")
+    url = f"/user/{crasher.name}/"
+    check(events[-1:] == [{"progress": 100, "ready": True, "message": f"Server ready at {url}",
+                           "html_message": f'Server ready at <a href="{url}">{url}</a>', "url": url}],
+          f"the stream ends with the ready event: {events[-1:]}")
+    status, _, events, _ = progress_events(hub, crasher.name, {"Authorization": f"token {SERVICE_TOKEN}"})
+    check(status == 200 and len(events) == 1 and events[0].get("ready") is True,
+          "a token client asking after the start gets the single ready event")
     ready = wait_for(lambda: (server_model(hub, crasher.name) or {}).get("server"))
     check(ready == f"/user/{crasher.name}/", "the crashing server first becomes ready")
     stopped = wait_for(lambda: (server_model(hub, crasher.name) or {}).get("server") is None, timeout=15, step=0.02)
@@ -258,6 +303,26 @@ def test_crash_is_noticed(hub, crasher):
     status, _, body = c.get("/hub/home")
     check(b"exited with status 3" in body, "the home page shows the exit status")
     check(b"about to crash with status 3" in body, "...and the last log lines")
+    status, _, _, _ = progress_events(hub, crasher.name, browser)
+    check(status == 400, f"a crash after the start is not a failed start: progress -> 400 ({status})")
+
+    flag = os.path.join(crasher.home_dir, "fail-next")
+    with open(flag, "w"):
+        pass
+    try:
+        c.post("/hub/spawn")
+        status, _, events, _ = progress_events(hub, crasher.name, browser)
+        last = events[-1] if events else {}
+        check(status == 200 and last.get("failed") is True and last.get("progress") == 100
+              and "exited with status 4" in last.get("message", ""),
+              f"a start that fails ends the stream with the failed event: {last}")
+        status, _, events, _ = progress_events(hub, crasher.name, browser)
+        check(status == 200 and len(events) == 1 and events[0].get("failed") is True,
+              "asked afterwards, the stream reports that failure at once")
+        status, _, body = c.get(f"/hub/spawn-pending/{crasher.name}")
+        check(b"exited with status 4" in body, "the pending page shows why the start failed")
+    finally:
+        os.unlink(flag)
 
 
 def run():

@@ -26,7 +26,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hubtest  # noqa: E402
-from hubtest import check  # noqa: E402
+from hubtest import check, wait_for  # noqa: E402
 
 from sudotest import BUILT, INSTALLED, sudo_setup, write_policy  # noqa: E402
 TOKEN = "tok-" + os.urandom(12).hex()
@@ -196,16 +196,6 @@ def alive(pid):
             return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (ProcessLookupError, FileNotFoundError):
         return False
-
-
-def wait_for(pred, timeout=10, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
 
 
 # ------------------------------------------------------------ fixture

@@ -447,7 +447,8 @@ TEST_CASE("bind_url, ip, port, base_url") {
     auto s = loadOk("c.JupyterHub.bind_url = 'http://10.0.0.1:9000/jhub'\n").settings;
     CHECK(s.bindUrl == "http://10.0.0.1:9000");
     CHECK(s.baseUrl == "/jhub/");
-    s = loadOk("c.JupyterHub.bind_url = 'https://hub.example.org'\n").settings;
+    s = loadOk("c.JupyterHub.bind_url = 'https://hub.example.org'\nc.JupyterHub.ssl_cert = '/c.pem'\n")
+            .settings;
     CHECK(s.bindUrl == "https://hub.example.org:443");
     CHECK(s.baseUrl == "/");
     CHECK(loadOk("c.JupyterHub.ip = '127.0.0.1'\n").settings.bindUrl == "http://127.0.0.1:8000");
@@ -466,8 +467,8 @@ TEST_CASE("bind_url, ip, port, base_url") {
     CHECK(w->line == 1);
     CHECK(r.diagnostics.size() == 1);
 
-    r = loadOk("c.JupyterHub.bind_url = 'https://:8443'\n");
-    CHECK(hasWarning(r, "does not serve TLS yet (issue 5)"));
+    loadError("c.JupyterHub.bind_url = 'https://:8443'\n",
+              "JupyterHub.bind_url uses https but JupyterHub.ssl_cert is not set");
 
     s = loadOk("c.JupyterHub.hub_bind_url = 'http://0.0.0.0:8082'\nc.JupyterHub.hub_port = 9000\n").settings;
     CHECK(s.hubBindUrl == "http://0.0.0.0:9000");
@@ -496,6 +497,25 @@ TEST_CASE("bind_url, ip, port, base_url") {
     const auto d = loadError("c = get_config()\nc.JupyterHub.port = 'abc'\n",
                              "JupyterHub.port must be an int, got 'abc'");
     CHECK(d.format() == d.file + ":2: JupyterHub.port must be an int, got 'abc'");
+}
+
+TEST_CASE("trusted_downstream_ips: addresses and CIDR networks") {
+    auto r = loadOk("c.JupyterHub.trusted_downstream_ips = ['127.0.0.1', '10.0.0.0/8', '::1', 'fd00::/8']\n");
+    CHECK(r.settings.trustedDownstreamIps == v({"127.0.0.1", "10.0.0.0/8", "::1", "fd00::/8"}));
+    CHECK(r.diagnostics.empty());  // supported: no "not yet supported" warning
+    CHECK(loadOk("").settings.trustedDownstreamIps.empty());
+    CHECK(loadOk("", {"--JupyterHub.trusted_downstream_ips=['::ffff:127.0.0.1']"})
+              .settings.trustedDownstreamIps == v({"::ffff:127.0.0.1"}));
+    auto d =
+        loadError("c.JupyterHub.trusted_downstream_ips = ['127.0.0.1', '10.0.0.1/8']\n",
+                  "JupyterHub.trusted_downstream_ips: '10.0.0.1/8' is not an IP address or CIDR network");
+    CHECK(contains(d.message, "write 10.0.0.0/8"));
+    CHECK(d.line == 1);
+    loadError("c.JupyterHub.trusted_downstream_ips = ['proxy.example.org']\n",
+              "'proxy.example.org' is not an IP address or CIDR network: it is not an IPv4 or IPv6 address");
+    loadError("c.JupyterHub.trusted_downstream_ips = ['10.0.0.0/33']\n", "from 0 to 32");
+    loadError("c.JupyterHub.trusted_downstream_ips = [1]\n", "must contain only strings");
+    loadError("c.JupyterHub.trusted_downstream_ips = '127.0.0.1'\n", "must be a list");
 }
 
 TEST_CASE("db_url: only SQLite") {
@@ -752,18 +772,40 @@ TEST_CASE("unknown traits warn with a suggestion") {
     CHECK(r.settings.adminUsers.empty());
 }
 
+TEST_CASE("TLS traits: a certificate makes bind_url https; inconsistent settings are errors") {
+    auto r = loadOk(
+        "c.JupyterHub.ssl_cert = '/etc/letsencrypt/live/hub/fullchain.pem'\n"
+        "c.JupyterHub.ssl_key = '/etc/letsencrypt/live/hub/privkey.pem'\nc.JupyterHub.port = 443\n"
+        "c.JupyterHub.redirect_http_port = 80\nc.JupyterHub.ssl_ocsp_response = '/var/lib/hubd/ocsp.der'\n"
+        "c.JupyterHub.ssl_allow_world_readable_key = True\n");
+    CHECK(r.diagnostics.empty());
+    CHECK(r.settings.bindUrl == "https://:443");
+    CHECK(r.settings.sslCert == "/etc/letsencrypt/live/hub/fullchain.pem");
+    CHECK(r.settings.sslKey == "/etc/letsencrypt/live/hub/privkey.pem");
+    CHECK(r.settings.redirectHttpPort == 80);
+    CHECK(r.settings.sslOcspResponse == "/var/lib/hubd/ocsp.der");
+    CHECK(r.settings.sslAllowWorldReadableKey);
+    CHECK_FALSE(loadOk("").settings.sslAllowWorldReadableKey);
+    CHECK(loadOk("").settings.redirectHttpPort == 0);
+    loadError("c.JupyterHub.ssl_key = '/k.pem'\n",
+              "JupyterHub.ssl_key is set but JupyterHub.ssl_cert is not");
+    loadError("c.JupyterHub.redirect_http_port = 80\n",
+              "redirect_http_port redirects to https, but hubd serves no TLS");
+    loadError(
+        "c.JupyterHub.ssl_cert = '/c'\nc.JupyterHub.port = 8443\nc.JupyterHub.redirect_http_port = 8443\n",
+        "is the https port 8443 itself");
+    loadError("c.JupyterHub.redirect_http_port = 70000\n", "must be from 1 to 65535");
+}
+
 TEST_CASE("Later and NotNeeded traits are accepted with warnings") {
     auto r = loadOk(
-        "c.JupyterHub.internal_ssl = True\nc.JupyterHub.ssl_key = '/k'\nc.JupyterHub.ssl_cert = '/c'\n"
+        "c.JupyterHub.internal_ssl = True\n"
         "c.ConfigurableHTTPProxy.api_token = 'abc'\nc.ConfigurableHTTPProxy.command = ['chp']\n"
         "c.JupyterHub.proxy_auth_token = 'x'\nc.JupyterHub.cleanup_servers = False\n"
         "c.JupyterHub.confirm_no_ssl = True\nc.SudoSpawner.mediator_log_level = 'DEBUG'\n"
         "c.SudoSpawner.debug_mediator = True\nc.Authenticator.enable_auth_state = True\n"
         "c.JupyterHub.proxy_class = 'traefik'\nc.JupyterHub.cleanup_proxy = False\n");
     CHECK(hasWarning(r, "JupyterHub.internal_ssl is not yet supported by hubd; it has no effect"));
-    CHECK(hasWarning(r, "JupyterHub.ssl_key is not yet supported by hubd (issue 5); it has no effect"));
-    CHECK(r.settings.sslKey == "/k");  // kept for issue 5
-    CHECK(r.settings.sslCert == "/c");
     CHECK(hasWarning(r,
                      "ConfigurableHTTPProxy.api_token does not apply to hubd and is ignored: hubd serves and "
                      "routes requests itself"));
@@ -773,7 +815,7 @@ TEST_CASE("Later and NotNeeded traits are accepted with warnings") {
         CHECK_MESSAGE(hasWarning(r, std::string(name) + " does not apply"), name);
     // SudoSpawner is not the active spawner here; one warning per assignment is enough.
     CHECK_FALSE(hasWarning(r, "has no effect: the active class"));
-    CHECK(r.diagnostics.size() == 13);
+    CHECK(r.diagnostics.size() == 11);
     CHECK(hasWarning(r, "SudoSpawner.mediator_log_level does not apply"));
     CHECK(hasWarning(r, "SudoSpawner.debug_mediator does not apply"));
     CHECK(hasWarning(r, "Authenticator.enable_auth_state is not yet supported"));
@@ -845,7 +887,7 @@ TEST_CASE("catalogue and --help-all") {
     CHECK(contains(help, "--Authenticator.admin_users=<Set>\n"));
     CHECK(contains(help, "    Default: set()\n"));
     CHECK(contains(help, "--JupyterHub.port=<Int>\n    The public facing port"));
-    CHECK(contains(help, "--JupyterHub.ssl_key=<Unicode>\n    [not yet supported: issue 5] "));
+    CHECK(contains(help, "--JupyterHub.ssl_key=<Unicode>\n    Path to the TLS private key"));
     CHECK(contains(help, "--JupyterHub.internal_ssl=<Bool>\n    [not yet supported] "));
     CHECK(contains(help, "--ConfigurableHTTPProxy.api_token=<Unicode>\n    [not needed by hubd: "));
     CHECK(contains(help, "JupyterHub options\n------------------\n"));
@@ -890,13 +932,8 @@ TEST_CASE("seed snippets: every c.… snippet of the security guides loads") {
     std::multiset<std::pair<int, std::string>> got, want;
     for (const auto& d : r.diagnostics) got.emplace(d.line, d.message.substr(0, d.message.find(':')));
     want.emplace(lineOf("c.DummyAuthenticator.password"), "DummyAuthenticator.password has no effect");
-    for (const char* path : {"'/path/to/my.key'", "{mydomain.tld}/privkey.pem", "example.com/privkey.pem"})
-        want.emplace(lineOf(path),
-                     "JupyterHub.ssl_key is not yet supported by hubd (issue 5); it has no effect");
-    for (const char* path :
-         {"'/path/to/my.cert'", "{mydomain.tld}/fullchain.pem", "example.com/fullchain.pem"})
-        want.emplace(lineOf(path),
-                     "JupyterHub.ssl_cert is not yet supported by hubd (issue 5); it has no effect");
+    // The seed guides' ssl_key/ssl_cert (the Let's Encrypt pair) load without a word: the files are
+    // read at start (tests/unit/tls_test.cpp), not while loading the configuration.
     want.emplace(lineOf("c.JupyterHub.internal_certs_location"),
                  "JupyterHub.internal_certs_location is not yet supported by hubd; it has no effect");
     want.emplace(lineOf("c.ConfigurableHTTPProxy.api_token"),

@@ -159,6 +159,13 @@ public:
         }
     }
 
+    // Reads until `needle` has arrived; false on EOF/timeout first.
+    bool readUntil(std::string_view needle) {
+        while (buf_.find(needle) == std::string::npos)
+            if (!fill()) return false;
+        return true;
+    }
+
     std::string& buffered() { return buf_; }
     int fd() const { return fd_.get(); }
 
@@ -712,4 +719,129 @@ TEST_CASE("event loop: timers, cancellation, post from threads, exceptions") {
     loop.addTimer(1ms, [&] { loop.stop(); });
     loop.run();
     CHECK(fired == 0);
+}
+
+// ---------------------------------------------------------------------------
+// ResponseStream (Server-Sent Events)
+
+namespace {
+
+// /stream answers "one", then "two" and the end from timers; the stream and
+// whether its client left are kept where the test can see them.
+struct StreamFixture {
+    std::optional<ResponseStream> stream;
+    bool clientLeft = false;
+    bool secondWrite = true;
+
+    Handler handler(EventLoop& loop) {
+        return [this, &loop](Request& request, Responder responder) {
+            if (request.path != "/stream") return echoHandler(request, std::move(responder));
+            Response head;
+            head.set("Content-Type", "text/event-stream");
+            stream = responder.stream(std::move(head));
+            stream->onClose([this] { clientLeft = true; });
+            stream->write("one");
+            if (request.hasHeader("X-Hold")) return;  // the test drives the rest
+            loop.addTimer(20ms, [this, &loop] {
+                secondWrite = stream->write("two");
+                loop.addTimer(20ms, [this] { stream->end(); });
+            });
+        };
+    }
+};
+
+// A TestServer whose handler is a StreamFixture's.
+struct StreamServer {
+    StreamFixture fixture;
+    TestServer server{[this](Request& request, Responder responder) {
+        fixture.handler(server.loop)(request, std::move(responder));
+    }};
+};
+
+}  // namespace
+
+TEST_CASE("stream: chunks as they come, then the connection carries on") {
+    StreamServer server;
+    auto& [f, t] = server;
+    Client c(t.port);
+    REQUIRE(c.send(get("/stream")));
+    auto head = c.read(true);
+    REQUIRE(head);
+    CHECK(head->status == 200);
+    CHECK(head->header("Transfer-Encoding") == "chunked");
+    CHECK_FALSE(head->has("Content-Length"));
+    CHECK(head->header("Content-Type") == "text/event-stream");
+    // "one" arrives before the timer writes "two": it was not held back.
+    REQUIRE(c.readUntil("3\r\none\r\n"));
+    CHECK(c.buffered().find("two") == std::string::npos);
+    REQUIRE(c.readUntil("0\r\n\r\n"));
+    CHECK(c.buffered() == "3\r\none\r\n3\r\ntwo\r\n0\r\n\r\n");
+    CHECK(t.onLoop([&] { return f.secondWrite && !f.stream->open() && !f.clientLeft; }));
+    c.buffered().clear();
+    REQUIRE(c.send(get("/after")));
+    auto next = c.read();
+    REQUIRE(next);
+    CHECK(next->body == "GET /after");
+}
+
+TEST_CASE("stream: HTTP/1.0 ends the body with the connection; HEAD gets the head only") {
+    StreamServer server;
+    auto& [f, t] = server;
+    {
+        Client c(t.port);
+        REQUIRE(c.send("GET /stream HTTP/1.0\r\n\r\n"));
+        REQUIRE(c.readUntil("\r\n\r\n"));
+        CHECK(c.closedByServer());
+        std::string all = c.buffered();
+        CHECK(all.find("Transfer-Encoding") == std::string::npos);
+        CHECK(all.find("Connection: close") != std::string::npos);
+        CHECK(all.substr(all.find("\r\n\r\n") + 4) == "onetwo");
+    }
+    Client c(t.port);
+    REQUIRE(c.send("HEAD /stream HTTP/1.1\r\nHost: test\r\n\r\n"));
+    auto head = c.read(true);
+    REQUIRE(head);
+    CHECK(head->header("Transfer-Encoding") == "chunked");
+    CHECK(t.onLoop([&] { return !f.stream->open() && !f.stream->write("x"); }));
+    REQUIRE(c.send(get("/after")));
+    auto next = c.read();
+    REQUIRE(next);
+    CHECK(next->body == "GET /after");
+}
+
+TEST_CASE("stream: a client that leaves is noticed, and later writes are refused") {
+    StreamServer server;
+    auto& [f, t] = server;
+    {
+        Client c(t.port);
+        REQUIRE(c.send(get("/stream", "X-Hold: 1\r\n")));
+        REQUIRE(c.readUntil("3\r\none\r\n"));
+    }
+    CHECK(t.waitForConnections(0));
+    auto end = SteadyClock::now() + 2s;
+    while (!t.onLoop([&] { return f.clientLeft; }) && SteadyClock::now() < end)
+        std::this_thread::sleep_for(5ms);
+    CHECK(t.onLoop([&] { return f.clientLeft; }));
+    CHECK_FALSE(t.onLoop([&] { return f.stream->write("late"); }));
+}
+
+TEST_CASE("stream: a client that stops reading is cut off at the backlog limit") {
+    StreamServer server;
+    auto& [f, t] = server;
+    Client c(t.port);
+    int small = 4096;
+    ::setsockopt(c.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    REQUIRE(c.send(get("/stream", "X-Hold: 1\r\n")));
+    REQUIRE(t.waitForConnections(1));
+    while (!t.onLoop([&] { return f.stream.has_value(); })) std::this_thread::sleep_for(5ms);
+    // Far more than socket buffers plus the backlog limit can hold.
+    std::string piece(64 * 1024, 'x');
+    int accepted = t.onLoop([&] {
+        int n = 0;
+        while (n < 1000 && f.stream->write(piece)) ++n;
+        return n;
+    });
+    CHECK(accepted < 1000);
+    CHECK_FALSE(t.onLoop([&] { return f.stream->open(); }));
+    CHECK(t.waitForConnections(0));
 }

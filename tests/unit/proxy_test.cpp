@@ -815,7 +815,8 @@ TEST_CASE(
     });
     backendPort = backend.port;
     ProxyConfig config;
-    config.trustedProxies = {"127.0.0.1"};
+    std::string why;
+    config.trustedProxies = *hub::IpNetworkList::parse({"127.0.0.0/8"}, why);
     Front front(config);
     front.route("/services/t/", backend.url());
     Reply r = request(front.port, get("/services/t/own",
@@ -829,6 +830,22 @@ TEST_CASE(
     CHECK(r.header("Location") == "https://public.example/services/t/next?a=1");
     CHECK(request(front.port, get("/services/t/other")).header("Location") == "http://elsewhere.example/x");
     CHECK(request(front.port, get("/services/t/relative")).header("Location") == "/services/t/rel");
+}
+
+TEST_CASE("X-Forwarded-* from a peer outside the trusted networks is dropped and rebuilt") {
+    RawBackend backend(echoHandler);
+    ProxyConfig config;
+    std::string why;
+    config.trustedProxies = *hub::IpNetworkList::parse({"10.0.0.0/8", "::1", "127.0.0.2"}, why);
+    Front front(config);
+    front.route("/services/t/", backend.url());
+    request(front.port, get("/services/t/x",
+                            "X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: https\r\n"
+                            "X-Forwarded-Host: public.example\r\n"));
+    RawRequest seen = backend.lastRequest();
+    CHECK(seen.header("X-Forwarded-For") == "127.0.0.1");
+    CHECK(seen.header("X-Forwarded-Proto") == "http");
+    CHECK(seen.header("X-Forwarded-Host") == "hub.example:8000");
 }
 
 TEST_CASE("one client connection alternates hub and proxied requests, pipelined too") {

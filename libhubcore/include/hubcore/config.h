@@ -68,7 +68,7 @@ struct Settings {
     std::string baseUrl = "/";             // JupyterHub.base_url, always begins and ends with '/'
     std::string hubBindUrl = "http://127.0.0.1:8081";  // JupyterHub.hub_bind_url (hub_ip/hub_port override
                                                        // parts); scheme://host:port only
-    std::string hubConnectUrl;  // JupyterHub.hub_connect_url
+    std::string hubConnectUrl;                         // JupyterHub.hub_connect_url
     std::string dbUrl = "sqlite:///jupyterhub.sqlite";
     std::string cookieSecretFile = "jupyterhub_cookie_secret";
     std::optional<std::string> cookieSecret;  // raw bytes, from JupyterHub.cookie_secret
@@ -76,14 +76,23 @@ struct Settings {
     std::string authenticatorClass = "pam";  // canonical: "pam" or "dummy"
     std::string spawnerClass = "simple";     // canonical: "simple" or "sudo"
     bool adminAccess = false;
+    std::string auditLog = "syslog";  // hubd: JupyterHub.audit_log (hubcore/audit.h)
+    bool throttleLogins = true;       // hubd: JupyterHub.throttle_logins (app/login_throttle.h)
     std::vector<ServiceSpec> services;
     std::vector<RoleSpec> loadRoles;
     std::map<std::string, std::string> apiTokens;  // JupyterHub.api_tokens: token -> user
     int apiPageDefaultLimit = 50;
     int apiPageMaxLimit = 200;
-    std::string sslKey, sslCert;  // accepted; TLS lands with issue 5
+    // Public TLS (http/tls_context.h): with sslCert set, bindUrl is https.
+    std::string sslKey, sslCert;            // JupyterHub.ssl_key / ssl_cert; "" key = in the cert file
+    std::string sslOcspResponse;            // hubd: DER OCSP response to staple; "" = <ssl_cert>.ocsp
+    bool sslAllowWorldReadableKey = false;  // hubd: start with a key every local user can read
+    int redirectHttpPort = 0;               // hubd: plain-HTTP listener that redirects to https (0: none)
     std::string logLevel = "INFO";
     bool shutdownOnLogout = false;
+    // JupyterHub.trusted_downstream_ips: addresses and CIDR networks (cidr.h)
+    // whose X-Forwarded-* headers are believed; validated while loading.
+    std::vector<std::string> trustedDownstreamIps;
 
     // Authenticator (and LocalAuthenticator / PAMAuthenticator / DummyAuthenticator)
     std::vector<std::string> allowedUsers;
