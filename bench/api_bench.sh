@@ -175,14 +175,21 @@ cat >"$work/login.lua" <<'EOF'
 -- POST the login form, rotating over the 100 pre-created users. A successful
 -- login is a 302; anything else (a 200 login page with an error, say) is
 -- counted as bad, since wrk's own error count would miss it.
+-- Like a browser, it posts from a login page it fetched once: the session
+-- cookie and _xsrf token of that page (hubd checks them; JupyterHub 3.0
+-- ignores them) come in LOGIN_COOKIE and LOGIN_XSRF.
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+local cookie = os.getenv("LOGIN_COOKIE") or ""
+local xsrf = os.getenv("LOGIN_XSRF") or ""
+if cookie ~= "" then wrk.headers["Cookie"] = cookie end
 local threads = {}
 function setup(thread) table.insert(threads, thread) end
 function init(args) n = 0; good = 0; bad = 0 end
 function request()
     n = n + 1
-    return wrk.format(nil, "/hub/login", nil, "username=bench" .. (n % 100) .. "&password=x")
+    return wrk.format(nil, "/hub/login", nil,
+                      "username=bench" .. (n % 100) .. "&password=x&_xsrf=" .. xsrf)
 end
 function response(status, headers, body)
     if status == 302 then good = good + 1 else bad = bad + 1 end
@@ -240,7 +247,13 @@ measure() {
     log "$name: GET /hub/api"
     R[$name.api]=$(run_wrk "$name" "$base/hub/api")
     log "$name: POST /hub/login (DummyAuthenticator, 100 rotating users)"
-    R[$name.login]=$(run_wrk "$name" "$base/hub/login" -s "$work/login.lua")
+    local jar="$work/$name.cookies"
+    curl -s --max-time 10 -c "$jar" -o /dev/null "$base/hub/login" || true
+    local login_cookie login_xsrf
+    login_cookie=$(awk '(!/^#/ || /^#HttpOnly_/) && NF >= 7 && $6 != "_xsrf" { printf "%s%s=%s", sep, $6, $7; sep = "; " }' "$jar")
+    login_xsrf=$(awk '(!/^#/ || /^#HttpOnly_/) && NF >= 7 && $6 == "_xsrf" { print $7 }' "$jar")
+    R[$name.login]=$(LOGIN_COOKIE="$login_cookie" LOGIN_XSRF="$login_xsrf" \
+        run_wrk "$name" "$base/hub/login" -s "$work/login.lua")
     log "$name: creating 1,000 users in one POST /hub/api/users"
     R[$name.create]=$(post_users "$port" bulk 1000) || R[$name.create]="n/a"
     log "  done in ${R[$name.create]} s"

@@ -23,7 +23,11 @@
 #   BENCH_NICE=-10         run everything at this nice level (root), all targets alike
 #   BENCH_SKIP_CHP=1       leave configurable-http-proxy out (no npm install)
 #   CHP=PATH               an installed configurable-http-proxy (bin/ script) instead of npm
-#   BENCH_PARTS=wrk,download,echo,idle   which measurements to run
+#   BENCH_PARTS=wrk,capped,download,echo,idle   which measurements to run
+#   BENCH_CAP_PCT=50       "capped": each proxy gets this % of one CPU (a CPU
+#                          cgroup quota) while wrk runs, so that the proxy, not
+#                          the load side, is the bottleneck: requests/s then
+#                          measure each proxy's capacity on an equal CPU budget
 #   BENCH_KEEP=1           keep the temporary directory (configs, logs)
 set -euo pipefail
 
@@ -33,7 +37,8 @@ duration="${BENCH_DURATION:-10s}"
 conns="${BENCH_CONNECTIONS:-64}"
 threads="${BENCH_THREADS:-1}"
 rounds="${BENCH_ROUNDS:-3}"
-parts=",${BENCH_PARTS:-wrk,download,echo,idle},"
+parts=",${BENCH_PARTS:-wrk,capped,download,echo,idle},"
+cap_pct="${BENCH_CAP_PCT:-50}"
 ws_idle="${BENCH_WS_IDLE:-10000}"
 ws_echo="${BENCH_WS_ECHO:-64}"
 base="${BENCH_PORT_BASE:-19000}"
@@ -100,6 +105,7 @@ cleanup() {
         done
         kill -KILL -- "-$pid" 2>/dev/null || true
     done
+    if [[ -n "${cap_dir:-}" ]]; then rmdir "$cap_dir" 2>/dev/null || true; fi
     if [[ "${BENCH_KEEP:-0}" == 1 ]]; then log "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
@@ -320,6 +326,50 @@ measure_wrk() { # TARGET ROUND
     log "$n round $r: $v req/s, p99 $(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")") ms, CPU busy % (cpu0/cpu1) $(busy_pct "$s0" "$s1"), wrk+backend CPU % ${wrk_cpu:-?}+$backend_cpu${pid[$n]:+, proxy CPU $((t1 - t0)) ticks}"
 }
 
+# --- equal CPU budget ("capped") ---------------------------------------------
+# On 2 cores wrk and the backend share one core and saturate it before nginx
+# or hubd saturate theirs, so uncapped requests/s top out near "direct". A
+# CPU quota on the proxy (the same for every proxy) makes the proxy the
+# bottleneck; its requests/s are then its capacity per CPU-share.
+cap_root=""
+if [[ -w /sys/fs/cgroup/cpu/cgroup.procs && -e /sys/fs/cgroup/cpu/cpu.cfs_quota_us ]]; then
+    cap_root=/sys/fs/cgroup/cpu # cgroup v1
+elif [[ -w /sys/fs/cgroup/cgroup.procs ]] && grep -qw cpu /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then
+    cap_root=/sys/fs/cgroup # cgroup v2
+fi
+cap_dir=""
+cap_setup() {
+    [[ -n "$cap_root" ]] || return 1
+    cap_dir="$cap_root/hubd-bench-$$"
+    mkdir -p "$cap_dir" || return 1
+    local quota=$((cap_pct * 1000))
+    if [[ -e "$cap_dir/cpu.cfs_quota_us" ]]; then
+        echo 100000 >"$cap_dir/cpu.cfs_period_us" && echo "$quota" >"$cap_dir/cpu.cfs_quota_us"
+    else
+        echo "$quota 100000" >"$cap_dir/cpu.max"
+    fi
+}
+cap_move() { # PID DIR: every process of PID's process group into cgroup DIR
+    local p
+    for p in $(ps -o pid= -g "$1" 2>/dev/null); do echo "$p" >"$2/cgroup.procs" 2>/dev/null || true; done
+}
+declare -A cap_rps cap_cpupct
+measure_capped() { # TARGET ROUND
+    local n=$1 r=$2 url="http://127.0.0.1:${port[$1]}/services/bench/1k" out v t0 t1
+    [[ -n "${pid[$n]:-}" && -n "$cap_dir" ]] || return 0
+    cap_move "${pid[$n]}" "$cap_dir"
+    "${load_pin[@]}" wrk -t"$threads" -c"$conns" -d2s "$url" >/dev/null
+    t0=$(cpu_ticks "${pid[$n]}")
+    out=$("${load_pin[@]}" wrk -t"$threads" -c"$conns" -d"$duration" --timeout 10s "$url")
+    t1=$(cpu_ticks "${pid[$n]}")
+    cap_move "${pid[$n]}" "$cap_root"
+    v=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")
+    if grep -q "Non-2xx\|Socket errors" <<<"$out"; then rps_err[$n.capped]=1; fi
+    cap_rps[$n]+=" $v"
+    cap_cpupct[$n]+=" $(awk -v t=$((t1 - t0)) -v hz="$clk_tck" -v s="$wrk_seconds" 'BEGIN {printf "%.0f", 100 * t / hz / s}')"
+    log "$n round $r: $v req/s with $cap_pct % of one CPU (used $(awk -v t=$((t1 - t0)) -v hz="$clk_tck" -v s="$wrk_seconds" 'BEGIN {printf "%.0f", 100 * t / hz / s}') %)"
+}
+
 measure_download() { # TARGET ROUND
     local n=$1 r=$2 url="http://127.0.0.1:${port[$1]}/services/bench/100m" speed sampler peak bps size
     if [[ -n "${pid[$n]:-}" ]]; then
@@ -357,7 +407,11 @@ measure_echo() { # TARGET ROUND
 
 declare -A rps_err dl_short
 log "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-for part in wrk download echo; do
+if [[ "$parts" == *",capped,"* ]] && ! cap_setup; then
+    log "no writable CPU cgroup (cgroup v1 cpu or v2 with the cpu controller): the capped measurement is left out"
+    parts=${parts//,capped,/,}
+fi
+for part in wrk capped download echo; do
     [[ "$parts" == *",$part,"* ]] || continue
     # Echo runs before the idle test: the Python echo backend then has no
     # thousands of closing connections on its hands.
@@ -403,8 +457,13 @@ median() {
         awk -v f="$1" '{v[NR] = $1} END {if (NR) printf f "\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
 }
 spread() { tr ' ' '\n' <<<"$1" | awk 'NF' | sort -g | awk '{v[NR] = $1} END {if (NR) printf "%s–%s", v[1], v[NR]}'; }
-declare -A m_rps m_p99 m_cpu m_cpupct m_dl m_dlrss m_echo m_echo_p99 m_echo_cpu
+declare -A m_rps m_p99 m_cpu m_cpupct m_dl m_dlrss m_echo m_echo_p99 m_echo_cpu m_cap m_cap_pct
 for n in "${names[@]}"; do
+    if [[ -n "${cap_rps[$n]:-}" ]]; then
+        m_cap[$n]=$(median %.0f "${cap_rps[$n]}")
+        [[ -n "${rps_err[$n.capped]:-}" ]] && m_cap[$n]+=" (errors)"
+        m_cap_pct[$n]=$(median %.0f "${cap_cpupct[$n]}")
+    fi
     m_rps[$n]=$(median %.0f "${rps[$n]:-}")
     [[ -n "${rps_err[$n]:-}" ]] && m_rps[$n]+=" (errors)"
     m_p99[$n]=$(median %.2f "${p99[$n]:-}")
@@ -460,6 +519,10 @@ row "requests/s, 1 KiB file" m_rps 1
 row "p99 latency, ms" m_p99 0
 row "proxy CPU per request, µs" m_cpu 0
 row "proxy CPU use during wrk, % of one core" m_cpupct 2
+if [[ "$parts" == *",capped,"* ]]; then
+    row "requests/s with $cap_pct % of one CPU per proxy" m_cap 1
+    row "proxy CPU use then, % of one core" m_cap_pct 2
+fi
 row "100 MiB download, MiB/s" m_dl 1
 row "proxy peak RSS during download" m_dlrss 0
 row "proxy RSS before WebSockets" idle_rss 0
@@ -473,6 +536,7 @@ echo
 for n in "${names[@]}"; do
     line="- $n:"
     [[ -n "${rps[$n]:-}" ]] && line+=" requests/s $(spread "${rps[$n]}"), p99 $(spread "${p99[$n]}") ms${cpu_us[$n]:+, proxy CPU $(spread "${cpu_us[$n]}") µs/request}; CPU busy % (cpu0/cpu1, anyone's) during wrk:${busy[$n]}; wrk + backend CPU %:${load_cpu[$n]};"
+    [[ -n "${cap_rps[$n]:-}" ]] && line+=" capped requests/s $(spread "${cap_rps[$n]}");"
     [[ -n "${dl[$n]:-}" ]] && line+=" download $(spread "${dl[$n]}") MiB/s;"
     [[ -n "${echo_rate[$n]:-}" ]] && line+=" echo $(spread "${echo_rate[$n]}") msgs/s (p99 $(spread "${echo_p99[$n]}") ms${echo_cpu[$n]:+, proxy CPU $(spread "${echo_cpu[$n]}") µs per round trip})"
     echo "$line"
