@@ -38,6 +38,7 @@ Listeners openListeners(const Endpoint& publicAt, const Endpoint& hubAt,
     Listeners l;
     std::optional<OpenListener> hubInherited;
     if (roles.hubFd) hubInherited = inheritedAt(*roles.hubFd);
+    if (roles.redirectFd) l.redirect = http::UniqueFd(*roles.redirectFd);
     l.publicListener = roles.publicFd ? inheritedAt(*roles.publicFd) : bindAt(publicAt);
     bool shared = hubAt.host == publicAt.host && hubAt.port == publicAt.port;
     if (hubInherited)
@@ -47,7 +48,8 @@ Listeners openListeners(const Endpoint& publicAt, const Endpoint& hubAt,
     return l;
 }
 
-std::string hubConnectBase(const Listeners& listeners, const std::string& hubConnectUrl, std::string& error) {
+std::string hubConnectBase(const Listeners& listeners, const std::string& hubConnectUrl, std::string& error,
+                           const std::string& scheme) {
     std::string connect = hubConnectUrl;
     if (connect.empty()) {
         const http::SocketName& name =
@@ -63,7 +65,7 @@ std::string hubConnectBase(const Listeners& listeners, const std::string& hubCon
                            : name.host == "::"       ? "[::1]"
                            : name.family == AF_INET6 ? "[" + name.host + "]"
                                                      : name.host;
-        connect = fmt::format("http://{}:{}", host, name.port);
+        connect = fmt::format("{}://{}:{}", scheme, host, name.port);
     }
     while (!connect.empty() && connect.back() == '/') connect.pop_back();
     return connect;

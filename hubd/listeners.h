@@ -31,6 +31,7 @@ struct OpenListener {
 struct Listeners {
     OpenListener publicListener;
     std::optional<OpenListener> hubListener;  // nullopt: the hub API is on the public listener
+    http::UniqueFd redirect;                  // a socket passed as "redirect", if any
 };
 
 // Binds what socket activation did not pass. The hub API shares the public
@@ -43,6 +44,8 @@ Listeners openListeners(const Endpoint& publicAt, const Endpoint& hubAt,
 // "http://HOST:PORT" single-user servers call back on: hub_connect_url when
 // set, else the hub listener (a wildcard address is reached through
 // loopback). "" with `error` set when there is no such URL (a Unix socket).
-std::string hubConnectBase(const Listeners& listeners, const std::string& hubConnectUrl, std::string& error);
+// `scheme` is "https" with internal TLS.
+std::string hubConnectBase(const Listeners& listeners, const std::string& hubConnectUrl, std::string& error,
+                           const std::string& scheme = "http");
 
 }  // namespace hubd

@@ -25,6 +25,7 @@
 #include "hubcore/cookie.h"
 #include "hubcore/log.h"
 #include "hubcore/store.h"
+#include "internal_tls.h"
 #include "listeners.h"
 #include "privileges.h"
 #include "socket_activation.h"
@@ -132,6 +133,8 @@ std::optional<hubd::Listeners> openListenersThenDropPrivileges(const ListenAddre
 bool serveListeners(hubd::Listeners& listeners, hubd::http::HttpServer& publicServer,
                     hubd::http::HttpServer& hubServer, const hub::Settings& settings, hubd::Hub& hub,
                     const std::string& scheme, std::shared_ptr<const hubd::http::TlsContext> tls) {
+    const hubd::InternalTls* internal = hub.internalTls();
+    const std::string hubScheme = internal ? "https" : "http";
     // "http://127.0.0.1:8000/", or "unix:/run/hubd.sock (base_url /)"; and who bound it.
     auto describe = [&](const hubd::OpenListener& l, const std::string& how, const std::string& path) {
         std::string where = l.name.inet() ? how + "://" + l.name.display() + path
@@ -143,16 +146,42 @@ bool serveListeners(hubd::Listeners& listeners, hubd::http::HttpServer& publicSe
     publicServer.adopt(listeners.publicListener.fd.release(), std::move(tls));
     if (listeners.hubListener) {
         hub::logInfo("Hub API for single-user servers at {}",
-                     describe(*listeners.hubListener, "http", settings.baseUrl + "hub/api"));
-        hubServer.adopt(listeners.hubListener->fd.release());
+                     describe(*listeners.hubListener, hubScheme, settings.baseUrl + "hub/api"));
+        hubServer.adopt(listeners.hubListener->fd.release(), internal ? internal->apiContext() : nullptr);
     }
     std::string error;
-    std::string connect = hubd::hubConnectBase(listeners, settings.hubConnectUrl, error);
+    std::string connect = hubd::hubConnectBase(listeners, settings.hubConnectUrl, error, hubScheme);
     if (connect.empty()) {
         hub::logError("{}", error);
         return false;
     }
     hub.setInternalApiUrl(connect + settings.baseUrl + "hub/api");
+    return true;
+}
+
+// JupyterHub.internal_ssl: the CAs (created on first start), hubd's
+// certificate for every name servers may call the hub API by, and the
+// contexts of the proxy and the hub API listener (internal_tls.h).
+bool setUpInternalTls(const hub::Settings& settings, const hubd::Listeners& listeners, hubd::Hub& hub) {
+    if (!listeners.hubListener) {
+        hub::logError(
+            "JupyterHub.internal_ssl needs the hub API on its own TCP listener (hub_bind_url, default "
+            "127.0.0.1:8081), not on the public one: pass a socket named \"hub\" or set hub_bind_url");
+        return false;
+    }
+    std::string error;
+    std::vector<std::string> names = {
+        "IP:::1",
+        hubd::InternalTls::altNameOfUrl(hubd::hubConnectBase(listeners, settings.hubConnectUrl, error)),
+        hubd::InternalTls::altNameOfUrl(settings.hubBindUrl)};
+    std::vector<std::string> notes;
+    try {
+        hub.setInternalTls(std::make_shared<const hubd::InternalTls>(settings, names, notes));
+    } catch (const std::exception& e) {
+        hub::logError("hubd did not start: internal TLS: {}", e.what());
+        return false;
+    }
+    for (const auto& n : notes) hub::logInfo("{}", n);
     return true;
 }
 
@@ -262,12 +291,6 @@ int run(int argc, char** argv) {
         return 1;
     }
 
-    if (hubAddr->scheme == "https") {
-        hub::logError(
-            "JupyterHub.hub_bind_url: the hub API for single-user servers speaks http:// only (TLS "
-            "inside the machine is JupyterHub.internal_ssl, not supported yet)");
-        return 1;
-    }
     // TLS files are checked before anything is bound; the redirect port
     // (usually 80) is bound while hubd may still bind low ports.
     std::shared_ptr<hubd::http::TlsContext> tls;
@@ -316,6 +339,7 @@ int run(int argc, char** argv) {
     hubd::http::EventLoop loop;
     hubd::http::WorkerPool workers(loop, 8);
     hubd::Hub hub(settings, std::move(store), std::move(authenticator), secret.secret, loop, workers);
+    if (settings.internalSsl && !setUpInternalTls(settings, *listeners, hub)) return 1;
     std::vector<std::string> startErrors = hub.start();
     if (!startErrors.empty()) {
         for (const auto& e : startErrors) hub::logError("{}", e);
@@ -333,6 +357,17 @@ int run(int argc, char** argv) {
     hubd::http::HttpServer hubServer(loop, {}, handler);
     if (!serveListeners(*listeners, publicServer, hubServer, settings, hub, publicAddr->scheme, tls))
         return 1;
+    if (listeners->redirect) {
+        // The service manager's socket wins over redirect_http_port.
+        if (!tls) {
+            hub::logError(
+                "socket activation passed a socket named \"redirect\", but TLS is off: it would redirect to "
+                "an https port that does not exist. Set JupyterHub.ssl_cert and ssl_key, or remove the "
+                "redirect socket from the socket unit");
+            return 1;
+        }
+        redirectFd = std::move(listeners->redirect);
+    }
     std::optional<hubd::http::HttpServer> redirectServer;
     if (redirectFd)
         hubd::serveRedirectListener(

@@ -128,18 +128,19 @@ ListenFds takeListenFds() {
 
 SocketRoles assignSocketRoles(const std::vector<InheritedSocket>& sockets) {
     SocketRoles roles;
-    if (sockets.size() > 2) {
+    if (sockets.size() > 3) {
         roles.error = fmt::format(
-            "socket activation passed {} sockets; hubd uses two at most, named \"public\" and \"hub\" "
-            "(FileDescriptorName= in the socket unit)",
+            "socket activation passed {} sockets; hubd uses three at most, named \"public\", \"hub\" and "
+            "\"redirect\" (FileDescriptorName= in the socket unit)",
             sockets.size());
         return roles;
     }
     std::vector<int> unnamed;
     for (const auto& s : sockets) {
-        std::optional<int>* slot = s.name == "public" ? &roles.publicFd
-                                   : s.name == "hub"  ? &roles.hubFd
-                                                      : nullptr;
+        std::optional<int>* slot = s.name == "public"     ? &roles.publicFd
+                                   : s.name == "hub"      ? &roles.hubFd
+                                   : s.name == "redirect" ? &roles.redirectFd
+                                                          : nullptr;
         if (!slot) {
             unnamed.push_back(s.fd);
             continue;
@@ -150,8 +151,16 @@ SocketRoles assignSocketRoles(const std::vector<InheritedSocket>& sockets) {
         }
         *slot = s.fd;
     }
-    // At most two sockets and distinct names, so a free slot remains for each.
-    for (int fd : unnamed) (roles.publicFd ? roles.hubFd : roles.publicFd) = fd;
+    for (int fd : unnamed) {
+        if (roles.publicFd && roles.hubFd) {
+            roles.error =
+                "socket activation passed more sockets than hubd can place: name them \"public\", \"hub\" "
+                "and "
+                "\"redirect\" (FileDescriptorName= in the socket unit)";
+            return roles;
+        }
+        (roles.publicFd ? roles.hubFd : roles.publicFd) = fd;
+    }
     return roles;
 }
 

@@ -18,7 +18,7 @@
 namespace hubd {
 
 constexpr int kListenFdsStart = 3;  // SD_LISTEN_FDS_START
-// hubd uses two sockets at most; anything far beyond is a broken
+// hubd uses three sockets at most; anything far beyond is a broken
 // environment, not a configuration, and is refused before any fd is touched.
 constexpr int kMaxListenFds = 64;
 
@@ -49,9 +49,14 @@ ListenFds takeListenFds();
 // Named "public" and "hub" go where they say; any other name (systemd's
 // default is the socket unit's name) is taken in order: the first for the
 // public listener, the second for the hub API.
+// "public" and "hub" by name, unnamed sockets fill what is left of those
+// two in order; "redirect" (the plain-HTTP port that redirects to https,
+// JupyterHub.redirect_http_port) only by name, so an unnamed socket never
+// ends up serving redirects instead of the hub.
 struct SocketRoles {
     std::optional<int> publicFd;
     std::optional<int> hubFd;
+    std::optional<int> redirectFd;
     std::string error;
 };
 SocketRoles assignSocketRoles(const std::vector<InheritedSocket>& sockets);

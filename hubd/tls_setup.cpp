@@ -51,7 +51,7 @@ http::UniqueFd openRedirectListener(const hub::Settings& settings, const std::st
 void serveRedirectListener(http::HttpServer& server, http::UniqueFd fd) {
     http::SocketName name = http::localName(fd.get());
     server.adopt(fd.release());
-    hub::logInfo("Plain HTTP on {} redirects to https (JupyterHub.redirect_http_port)", name.display());
+    hub::logInfo("Plain HTTP on {} redirects to https", name.display());
 }
 
 }  // namespace hubd

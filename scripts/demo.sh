@@ -169,6 +169,9 @@ hub_cmd=(
     --Authenticator.allowed_users="{'demo-alice','demo-bob'}"
     --Authenticator.admin_users="{'demo-alice'}"
     --JupyterHub.spawner_class=sudospawner.SudoSpawner
+    # Mutual TLS between hubd and every server: another local account cannot
+    # talk to a user's server port (docs/security-model.md, "Internal TLS").
+    --JupyterHub.internal_ssl=True
 )
 
 if [[ -n "${HUBD_DEMO_CMDLINE:-}" ]]; then

@@ -27,6 +27,8 @@ packages=(
     doctest-dev
     # tests and demo: system tools the scripts and integration tests call
     sudo sqlite3 python3 curl passwd util-linux binutils
+    # second factors through the PAM conversation (tests/integration/test_pam_conversation.py)
+    libpam-oath oathtool
     # TLS acceptance test (tests/integration/test_tls.py): testssl.sh scans hubd
     testssl.sh
     # the reference implementation (jupyterhub-singleuser, configurable-http-proxy)

@@ -32,6 +32,7 @@ void logDecision(int priority, const std::string& sentence) {
 }
 
 void fatal(ErrorCode code, const std::string& sentence) {
+    removeTlsFiles();  // a server that never started, or whose supervisor is gone, needs none
     logDecision(LOG_ERR, sentence);
     std::fprintf(stderr, "sudospawner: %s\n", sentence.c_str());
     if (gReplyFd >= 0) {

@@ -193,6 +193,7 @@ int main(int argc, char** argv) try {
         logDecision(LOG_WARNING, "refused spawn for " + id.name + " requested by " + hubName + ": " + why);
         fatal(ErrorCode::Refused, why);
     }
+    if (!writeTlsFiles(spawn, plan, why)) fatal(ErrorCode::Setup, why);
     logDecision(LOG_INFO, "hub " + hubName + " spawns profile " + spawn.profile + " (" + plan.argv[0] +
                               ") as " + id.name + " in " + id.home + ", port " + std::to_string(spawn.port));
 

@@ -139,6 +139,14 @@ struct Child {
 bool startChild(const Policy& p, const Identity& id, const ChildPlan& plan, Child& child, ErrorCode& code,
                 std::string& why);
 
+// ---- internal TLS files (tls_files.cpp)
+
+// With TLS material in `req`: writes it to a fresh 0700 directory in /tmp and
+// adds JUPYTERHUB_SSL_KEYFILE/CERTFILE/CLIENT_CA to plan.env. False with a sentence.
+bool writeTlsFiles(const hubproto::Spawn& req, ChildPlan& plan, std::string& why);
+// Removes that directory (no-op without one): when the server ends, and in fatal().
+void removeTlsFiles();
+
 // ---- frames and failure (io.cpp)
 
 // Where fatal() sends its ERROR frame; -1 before the protocol starts.

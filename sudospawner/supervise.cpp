@@ -294,6 +294,7 @@ private:
         siginfo_t reaped{};
         waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(child_.pidfd.get()), &reaped, WEXITED);
         drainLog(true);
+        removeTlsFiles();
         const auto pid = static_cast<uint32_t>(child_.pid);
         const std::string how = exitCodeOf(si) ? "exit status " + std::to_string(si.si_status)
                                                : "signal " + std::to_string(si.si_status);

@@ -4,10 +4,10 @@
 #include "app/api.h"
 
 #include <algorithm>
-#include <charconv>
 #include <cmath>
 #include <set>
 
+#include "app/api_call.h"
 #include "app/json.h"
 #include "app/oauth.h"
 #include "app/progress.h"
@@ -41,19 +41,6 @@ std::vector<std::string_view> splitPath(std::string_view path) {
     return out;
 }
 
-std::string scopeList(const std::vector<std::string>& scopes) {
-    std::string out = "[";
-    for (size_t i = 0; i < scopes.size(); ++i) out += (i ? ", " : "") + scopes[i];
-    return out + "]";
-}
-
-std::optional<int64_t> parseNonNegative(std::string_view s) {
-    int64_t v = 0;
-    auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec != std::errc() || ptr != s.data() + s.size() || v < 0) return std::nullopt;
-    return v;
-}
-
 void writeTimestamp(JsonWriter& w, const std::optional<hub::Timestamp>& t) {
     if (t)
         w.value(hub::isoUtc(*t));
@@ -61,18 +48,7 @@ void writeTimestamp(JsonWriter& w, const std::optional<hub::Timestamp>& t) {
         w.null();
 }
 
-// What an API call is about, and who is asking.
-struct Call {
-    Request& request;  // only until the first asynchronous step: see http/server.h
-    Responder responder;
-    Principal principal;
-    std::string source;  // the client's address (clientView), kept for audit lines
-
-    void send(Response r) { responder.send(std::move(r)); }
-    void error(int status, std::string_view message) { send(jsonError(status, message)); }
-    void json(int status, std::string body) { send(jsonResponse(status, std::move(body))); }
-    void noContent() { send(jsonResponse(204, {})); }
-};
+using Call = ApiCall;  // app/api_call.h
 
 }  // namespace
 
@@ -130,6 +106,9 @@ public:
             }
             if (seg[2] == "servers") return namedServersNotAvailable(name, m);
         }
+        if (seg[0] == "groups") return handleGroupsApi(hub_, c_, seg);
+        if (seg[0] == "services") return handleServicesApi(hub_, c_, seg);
+        if (seg[0] == "shutdown" && seg.size() == 1) return handleShutdownApi(hub_, c_);
         c_.error(404, "Not Found");
     }
 
@@ -149,35 +128,14 @@ private:
 
     // needs_scope: true if allowed; otherwise answers 403/404.
     bool require(const std::vector<std::string>& anyOf, const Resource& resource) {
-        switch (checkScopes(c_.principal.scopes, anyOf, resource)) {
-            case ScopeVerdict::Allowed:
-                return true;
-            case ScopeVerdict::FilteredOut:
-                c_.error(404, "No access to resources or resources not found");
-                return false;
-            case ScopeVerdict::Missing:
-                c_.error(403,
-                         "Action is not authorized with current scopes; requires any of " + scopeList(anyOf));
-                return false;
-        }
-        return false;
+        return c_.require(anyOf, resource);
     }
 
     Resource userResource(const std::string& name) const {
         return Resource{name, hub_.groupsOf(name), name + "/", {}, {}};
     }
 
-    std::optional<Json> body() {
-        if (c_.request.body.empty()) return Json();
-        JsonParseError err;
-        auto parsed = parseJson(c_.request.body, &err);
-        if (!parsed) {
-            c_.error(400, "Invalid JSON in request body: " + err.message + " at offset " +
-                              std::to_string(err.offset));
-            return std::nullopt;
-        }
-        return parsed;
-    }
+    std::optional<Json> body() { return c_.body(); }
 
     // ------------------------------------------------------------ models
 
@@ -218,7 +176,7 @@ private:
         if (roles) w.key("roles").stringArray(hub_.rolesOf(u));
         if (groups) w.key("groups").stringArray(hub_.groupsOf(u.name));
         const ServerState* st = hub_.servers().state(u.id);
-        std::string prefix = hub_.servers().prefixOf(u.name);
+        std::string prefix = hub_.servers().urlOf(u.name);  // 3.0: the full URL with subdomains
         bool active = st && st->phase != ServerState::Phase::Stopped;
         const char* pending = !st                                         ? nullptr
                               : st->phase == ServerState::Phase::Spawning ? "spawn"
@@ -399,21 +357,10 @@ private:
                             "Action is not authorized with current scopes; requires any of [list:users]");
         const ScopeFilter& filter = it->second;
         const Request& req = c_.request;
-        bool paginated =
-            req.header("Accept").find("application/jupyterhub-pagination+json") != std::string_view::npos;
-        int64_t offset = 0;
-        int64_t limit = paginated ? hub_.settings().apiPageDefaultLimit : hub_.settings().apiPageMaxLimit;
-        if (auto v = req.queryParam("offset")) {
-            auto n = parseNonNegative(*v);
-            if (!n) return c_.error(400, "offset must be a non-negative integer");
-            offset = *n;
-        }
-        if (auto v = req.queryParam("limit")) {
-            auto n = parseNonNegative(*v);
-            if (!n) return c_.error(400, "limit must be a non-negative integer");
-            limit = std::min<int64_t>(*n, hub_.settings().apiPageMaxLimit);
-            if (limit == 0) limit = hub_.settings().apiPageMaxLimit;
-        }
+        auto page = parsePage(c_, hub_.settings());
+        if (!page) return;
+        int64_t offset = page->offset;
+        int64_t limit = page->limit;
         std::optional<std::string> state = req.queryParam("state");
         if (state && *state != "active" && *state != "ready" && *state != "inactive")
             return c_.error(400, "Unrecognized state filter: " + hub::safe(*state, 50) +
@@ -440,48 +387,11 @@ private:
         std::string out;
         out.reserve(static_cast<size_t>(std::min<int64_t>(total, limit)) * 320 + 128);
         JsonWriter w(out);
-        if (paginated) w.beginObject().key("items");
-        w.beginArray();
+        beginPage(w, *page);
         for (int64_t i = offset; i < total && i < offset + limit; ++i)
-            writeUser(w, *matches[i], includeStopped);
-        w.endArray();
-        if (paginated) {
-            w.key("_pagination").beginObject();
-            w.key("offset").value(offset);
-            w.key("limit").value(limit);
-            w.key("total").value(total);
-            w.key("next");
-            if (offset + limit < total) {
-                w.beginObject();
-                w.key("offset").value(offset + limit);
-                w.key("limit").value(limit);
-                std::string url = nextUrl(offset + limit, limit);
-                w.key("url").value(url);
-                w.endObject();
-            } else {
-                w.null();
-            }
-            w.endObject().endObject();
-        }
+            writeUser(w, *matches[static_cast<size_t>(i)], includeStopped);
+        endPage(w, *page, total, hub_, req);
         c_.json(200, std::move(out));
-    }
-
-    std::string nextUrl(int64_t offset, int64_t limit) const {
-        Origin o = hub_.originOf(c_.request);
-        std::string query;
-        std::string_view q = c_.request.query;
-        size_t pos = 0;
-        while (pos <= q.size() && !q.empty()) {
-            size_t amp = q.find('&', pos);
-            std::string_view part =
-                q.substr(pos, amp == std::string_view::npos ? std::string_view::npos : amp - pos);
-            if (!part.empty() && part.substr(0, 7) != "offset=" && part.substr(0, 6) != "limit=")
-                query += std::string(part) + "&";
-            if (amp == std::string_view::npos) break;
-            pos = amp + 1;
-        }
-        query += "offset=" + std::to_string(offset) + "&limit=" + std::to_string(limit);
-        return o.scheme + "://" + o.host + c_.request.rawPath + "?" + query;
     }
 
     void createUsers() {
@@ -553,6 +463,64 @@ private:
         c_.json(201, userJson(*result.created[0]));
     }
 
+    static std::string joined(const std::vector<std::string>& names) {
+        std::string out;
+        for (const auto& n : names) out += (out.empty() ? "" : ",") + n;
+        return out;
+    }
+
+    // A JSON list of names, without duplicates; answers 400 otherwise.
+    std::optional<std::vector<std::string>> nameList(const Json& value, const std::string& key) {
+        if (!value.isArray()) {
+            c_.error(400, key + " must be a list of names");
+            return std::nullopt;
+        }
+        std::vector<std::string> out;
+        for (const auto& item : value.items()) {
+            if (!item.isString()) {
+                c_.error(400, key + " must be a list of names");
+                return std::nullopt;
+            }
+            if (std::find(out.begin(), out.end(), item.asString()) == out.end())
+                out.push_back(item.asString());
+        }
+        return out;
+    }
+
+    // No PATCH raises a user above the requester. Admin (flag or role) needs
+    // a full admin, not just admin:users (CVE-2024-41942, as JupyterHub 4.1.6
+    // fixed it); other new roles, and new groups carrying roles, need the
+    // requester to hold every scope they grant. Answers 403 if not.
+    bool mayRaise(const hub::UserRecord& before, const hub::UserRecord& after) {
+        if (after.admin && !before.admin && !c_.principal.admin) {
+            c_.error(403, "Only admins can grant admin permissions");
+            return false;
+        }
+        std::vector<std::string> granted;
+        for (const auto& r : after.roles)
+            if (std::find(before.roles.begin(), before.roles.end(), r) == before.roles.end())
+                granted.push_back(r);
+        std::vector<std::string> oldGroups = hub_.groupsOf(before.name);
+        for (const auto& g : after.groups) {
+            if (std::find(oldGroups.begin(), oldGroups.end(), g) != oldGroups.end()) continue;
+            const auto* group = hub_.findGroup(g);
+            if (!group) continue;
+            for (const auto& r : group->roles) {
+                if (r == "admin" && !c_.principal.admin) {
+                    c_.error(403, "Only admins can add users to group " + g + ", which has the admin role");
+                    return false;
+                }
+                if (r != "admin") granted.push_back(r);
+            }
+        }
+        if (granted.empty()) return true;
+        auto beyond = scopesBeyondRequester(hub_, c_.principal, granted, after.name);
+        if (beyond.empty()) return true;
+        c_.error(403, "Cannot give " + after.name + " roles " + scopeList(granted) +
+                          ": they grant scopes you do not hold " + scopeList(beyond));
+        return false;
+    }
+
     void patchUser(const std::string& name) {
         if (!require({"admin:users"}, userResource(name))) return;
         const auto* u = hub_.findUser(name);
@@ -561,6 +529,9 @@ private:
         if (!b) return;
         if (!b->isObject()) return c_.error(400, "Request body must be a JSON object");
         hub::UserRecord changed = *u;
+        std::optional<bool> admin;
+        std::optional<std::vector<std::string>> roles;
+        bool groupsGiven = false;
         for (const auto& [key, value] : b->members()) {
             if (key == "name") {
                 if (!value.isString()) return c_.error(400, "name must be a string");
@@ -577,21 +548,49 @@ private:
                 changed.name = newName;
             } else if (key == "admin") {
                 if (!value.isBool()) return c_.error(400, "admin must be true or false");
-                if (value.asBool() && !u->admin && !c_.principal.admin)
-                    return c_.error(403, "Only admins can grant admin permissions");
-                changed.admin = value.asBool();
-            } else if (key == "groups" || key == "roles" || key == "auth_state") {
-                // Accepted as 3.0 does; group and role assignment lands with issue 6.
-                if (key != "auth_state" && !value.isArray()) return c_.error(400, key + " must be a list");
+                admin = value.asBool();
+            } else if (key == "groups") {
+                auto list = nameList(value, "groups");
+                if (!list) return;
+                for (const auto& g : *list)
+                    if (!hub_.findGroup(g)) return c_.error(400, "No such group: " + hub::safe(g, 100));
+                changed.groups = std::move(*list);
+                groupsGiven = true;
+            } else if (key == "roles") {
+                auto list = nameList(value, "roles");
+                if (!list) return;
+                for (const auto& r : *list)
+                    if (!hub_.roleExists(r)) return c_.error(400, "No such role: " + hub::safe(r, 100));
+                roles = std::move(*list);
+            } else if (key == "auth_state") {
+                // Accepted as 3.0 does; hubd keeps no auth state to store it in.
             } else {
                 return c_.error(400, "Invalid key in request body: " + hub::safe(key, 50));
             }
         }
+        if (roles) {
+            // The admin role and the admin flag are one thing, as in GET's "roles".
+            bool adminRole = std::find(roles->begin(), roles->end(), "admin") != roles->end();
+            if (admin && *admin != adminRole)
+                return c_.error(400,
+                                "admin and roles disagree: list the admin role exactly when admin is true");
+            admin = adminRole;
+            changed.roles.clear();
+            for (const auto& r : *roles)
+                if (r != "user" && r != "admin") changed.roles.push_back(r);
+        }
+        if (admin) changed.admin = *admin;
+        if (!mayRaise(*u, changed)) return;
+        const hub::UserRecord before = *u;  // updateUser changes *u in place
         hub_.updateUser(changed);
+        // Group records list members by name: a rename changes them too.
+        if (groupsGiven || changed.name != before.name) hub_.groupsChanged();
         hub::logInfo("Updated user {} via API by {}", changed.name, c_.principal.name);
-        if (changed.admin != u->admin)
+        if (changed.admin != before.admin)
             audit("user.admin", changed.name, "admin", changed.admin ? "true" : "false");
-        if (changed.name != u->name) audit("user.rename", u->name, "new_name", changed.name);
+        if (changed.roles != before.roles) audit("user.roles", changed.name, "roles", joined(changed.roles));
+        if (groupsGiven) audit("user.groups", changed.name, "groups", joined(changed.groups));
+        if (changed.name != before.name) audit("user.rename", before.name, "new_name", changed.name);
         const auto* updated = hub_.findUserById(changed.id);
         std::string out = userJson(*updated);
         c_.json(200, std::move(out));

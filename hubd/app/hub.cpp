@@ -12,6 +12,8 @@
 #include "app/api.h"
 #include "app/json.h"
 #include "app/pages.h"
+#include "app/subdomains.h"
+#include "app/xsrf.h"
 #include "hubcore/audit.h"
 #include "hubcore/cookie.h"
 #include "hubcore/log.h"
@@ -216,7 +218,11 @@ Hub::Hub(hub::Settings settings, std::unique_ptr<hub::Store> store, std::unique_
       servers_(std::make_unique<ServerManager>(*this)),
       api_(std::make_unique<Api>(*this)),
       pages_(std::make_unique<Pages>(*this)),
-      proxy_(std::make_unique<hubd::proxy::Proxy>(loop_, proxyConfig(trustedDownstream_))) {}
+      proxy_(std::make_unique<hubd::proxy::Proxy>(loop_, proxyConfig(trustedDownstream_))) {
+    std::string why;  // "" when unset; the configuration loader has refused anything invalid
+    if (auto host = hub::parseSubdomainHost(settings_.subdomainHost, why))
+        subdomains_ = std::make_unique<Subdomains>(*this, std::move(*host), cookieSecret_);
+}
 
 Hub::~Hub() = default;
 
@@ -679,6 +685,7 @@ std::vector<hub::TokenRecord> Hub::tokensOfUser(int64_t userId) const {
 
 int Hub::revokeSession(std::string_view sessionId) {
     if (sessionId.empty()) return 0;
+    if (subdomains_) subdomains_->sessionEnded(sessionId);
     std::vector<int64_t> ids;
     for (const auto& [id, t] : tokens_)
         if (t.sessionId == sessionId) ids.push_back(id);
@@ -815,23 +822,36 @@ const hub::UserRecord* Hub::cookieUser(const Request& request) {
     return nullptr;
 }
 
+std::string Hub::browserSessionId(const Request& request) {
+    for (const auto& [name, value] : hub::parseCookieHeader(request.header("Cookie")))
+        if (name == "jupyterhub-session-id" && !value.empty() && value.size() <= 64) return value;
+    return {};
+}
+
 namespace {
-// JupyterHub 3.0's check_referer: a cookie-authenticated API request must
-// come from one of the hub's own pages.
-// `host` is the one the client used (a trusted proxy's X-Forwarded-Host).
-bool sameOriginReferer(const Request& request, std::string_view host, const std::string& hubPrefix) {
-    std::string_view referer = request.header("Referer");
-    if (referer.empty() || host.empty()) return false;
-    auto schemeEnd = referer.find("://");
-    if (schemeEnd == std::string_view::npos) return false;
-    std::string_view rest = referer.substr(schemeEnd + 3);
-    auto slash = rest.find('/');
-    std::string_view refHost = rest.substr(0, slash);
-    std::string_view refPath = slash == std::string_view::npos ? "/" : rest.substr(slash);
-    if (refHost != host) return false;
-    return refPath.substr(0, hubPrefix.size()) == hubPrefix;
+std::string xsrfUserKey(const hub::UserRecord* user) {
+    return user ? std::to_string(user->id) : std::string();
+}
+int64_t unixNow() {
+    return std::chrono::duration_cast<std::chrono::seconds>(hub::Clock::now().time_since_epoch()).count();
 }
 }  // namespace
+
+std::string Hub::xsrfToken(std::string_view sessionId, const hub::UserRecord* user) const {
+    return makeXsrfToken(cookieSecret_, sessionId, xsrfUserKey(user), unixNow());
+}
+
+bool Hub::xsrfValid(const Request& request, const hub::UserRecord* user, std::string_view formValue) const {
+    std::string sessionId = browserSessionId(request);
+    // Anonymous forms need a session of their own: without one, a token
+    // fetched by an attacker would fit every cookieless browser.
+    if (!user && sessionId.empty()) return false;
+    std::string token(request.header(kXsrfHeader));
+    if (token.empty()) token = request.queryParam(kXsrfField).value_or(std::string(formValue));
+    if (token.empty()) return false;
+    auto maxAge = static_cast<int64_t>(settings_.cookieMaxAgeDays * 86400);
+    return xsrfTokenValid(cookieSecret_, sessionId, xsrfUserKey(user), token, unixNow(), maxAge);
+}
 
 Principal Hub::authenticate(const Request& request, bool forApi) {
     Principal p;
@@ -866,7 +886,9 @@ Principal Hub::authenticate(const Request& request, bool forApi) {
     const hub::UserRecord* user = cookieUser(request);
     if (!user) return p;
     if (forApi) {
-        if (!sameOriginReferer(request, originOf(request).host, hubPrefix_)) return p;
+        // The XSRF token is the proof of origin; Referer, Origin and
+        // Sec-Fetch-* are not (CVE-2026-40864).
+        if (!xsrfValid(request, user)) return p;
         std::string_view ct = request.header("Content-Type");
         if (request.method == "POST" && !ct.empty() && ct.substr(0, 16) != "application/json") return p;
     }
@@ -896,7 +918,14 @@ void Hub::addServiceRoutes() {
 }
 
 bool Hub::addUserRoute(std::string_view user, std::string_view targetUrl, std::string* error) {
-    return proxy_->routes().add(settings_.baseUrl + "user/" + std::string(user) + "/", targetUrl, error);
+    // https (internal TLS): the server's certificate must name this user.
+    return proxy_->routes().add(settings_.baseUrl + "user/" + std::string(user) + "/", targetUrl, error,
+                                user);
+}
+
+void Hub::setInternalTls(std::shared_ptr<const InternalTls> tls) {
+    internalTls_ = std::move(tls);
+    proxy_->setUpstreamTls(internalTls_ ? internalTls_->clientContext() : nullptr);
 }
 
 bool Hub::removeUserRoute(std::string_view user) {
@@ -950,15 +979,20 @@ void Hub::handleHead(hubd::http::HeadContext& context) {
     if (match->prefix.compare(0, userPrefix.size(), userPrefix) == 0) {
         std::string_view owner = std::string_view(match->prefix).substr(userPrefix.size());
         owner = owner.substr(0, owner.find('/'));
-        if (!mayUseUserRoute(context.request, owner)) return;
+        const bool allowed = subdomains_ ? subdomains_->mayUseUserRoute(context.request, owner)
+                                         : mayUseUserRoute(context.request, owner);
+        if (!allowed) return;
         // Traffic through the proxy is activity (issue 4), throttled on its
         // way to the database like every other activity report.
         if (const hub::UserRecord* u = findUser(owner)) recordActivity(u->id, hub::now());
+    } else if (subdomains_ && subdomains_->onUserHost(context.request)) {
+        return;  // a user's host serves that user's server and nothing else
     }
     proxy_->forward(context, std::move(match->target));
 }
 
 void Hub::handle(Request& request, Responder responder) {
+    if (subdomains_ && subdomains_->handle(request, responder)) return;
     const std::string& path = request.path;
     const std::string& base = settings_.baseUrl;
     std::string hubNoSlash = hubPrefix_.substr(0, hubPrefix_.size() - 1);

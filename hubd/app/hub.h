@@ -3,7 +3,8 @@
 // step with the state database (write-through), and the request router.
 //
 // Threading: everything here runs on the event-loop thread; only
-// Authenticator::authenticate runs on a worker.
+// Authenticator::authenticate runs elsewhere (a worker, or a sign-in's own
+// thread: app/login_conversation.h).
 //
 // MUST: a request is attributed to a principal only through a verified
 // token (Authorization header) or a verified login cookie; API calls that
@@ -27,6 +28,7 @@
 #include "hubcore/auth.h"
 #include "hubcore/config.h"
 #include "hubcore/store.h"
+#include "internal_tls.h"
 #include "proxy/proxy.h"
 
 namespace hubd {
@@ -42,6 +44,8 @@ struct Principal {
 
     explicit operator bool() const { return kind != Kind::None; }
 };
+
+class Subdomains;
 
 struct ServiceInfo {
     hub::ServiceRecord record;
@@ -111,6 +115,20 @@ public:
     const std::vector<hub::GroupRecord>& groups() const { return groups_; }
     std::vector<std::string> groupsOf(std::string_view user) const;
     std::vector<std::string> rolesOf(const hub::UserRecord& user) const;
+    // Groups API (app/hub_groups.cpp); callers check names and members first.
+    const hub::GroupRecord* findGroup(std::string_view name) const;
+    void createGroups(const std::vector<std::string>& names, const std::vector<int64_t>& memberIds);
+    void deleteGroup(int64_t groupId);
+    void setGroupMembers(int64_t groupId, const std::vector<int64_t>& memberIds);
+    void setGroupProperties(int64_t groupId, const std::string& json);
+    // Reloads groups from the database after a change to memberships
+    // (also through updateUser) and drops every cached model.
+    void groupsChanged();
+    bool roleExists(std::string_view role) const;
+    std::vector<std::string> roleScopes(std::string_view role) const;  // raw, as configured
+    // POST /api/shutdown (app/hub_shutdown.cpp): answers have gone out, then
+    // the event loop stops; servers keep running unless stopServers.
+    void shutdown(bool stopServers);
 
     // Tokens
     struct IssuedToken {
@@ -144,8 +162,17 @@ public:
     void loginFinished(bool ok, std::string_view source, std::string_view username, std::string_view how,
                        std::string_view reason = {});
 
-    // Who is asking. `forApi` applies the same-origin check to cookies.
+    // Who is asking. `forApi`: a login cookie counts only with a valid XSRF
+    // token (header or _xsrf parameter) and, for POST, a JSON body.
     Principal authenticate(const hubd::http::Request& request, bool forApi);
+    // XSRF (app/xsrf.h). The browser session is the jupyterhub-session-id
+    // cookie; `user` is who the page is for (nullptr: anonymous).
+    static std::string browserSessionId(const hubd::http::Request& request);
+    std::string xsrfToken(std::string_view sessionId, const hub::UserRecord* user) const;
+    // The token in X-XSRFToken, in the _xsrf query parameter or `formValue`
+    // (the _xsrf field of a posted form) fits this request's session and user.
+    bool xsrfValid(const hubd::http::Request& request, const hub::UserRecord* user,
+                   std::string_view formValue = {}) const;
     // The user of a valid login cookie, or nullptr.
     const hub::UserRecord* cookieUser(const hubd::http::Request& request);
     std::string loginCookieValue(const hub::UserRecord& user) const;
@@ -157,9 +184,15 @@ public:
 
     // Servers
     ServerManager& servers() { return *servers_; }
+    // JupyterHub.subdomain_host (app/subdomains.h); nullptr when unset.
+    Subdomains* subdomains() const { return subdomains_.get(); }
     // The hub API URL single-user servers call (JUPYTERHUB_API_URL), no trailing slash.
     const std::string& internalApiUrl() const { return internalApiUrl_; }
     void setInternalApiUrl(std::string url) { internalApiUrl_ = std::move(url); }
+    // Internal TLS (JupyterHub.internal_ssl), null when off; main sets it
+    // before start() (reattached servers are probed over TLS).
+    void setInternalTls(std::shared_ptr<const InternalTls> tls);
+    const InternalTls* internalTls() const { return internalTls_.get(); }
     // A server started, became ready or stopped: drop cached models (and routes).
     void serverChanged(int64_t userId);
 
@@ -212,13 +245,16 @@ private:
     std::unordered_map<int64_t, CachedModel> modelCache_;
     void invalidateUser(int64_t id) { modelCache_.erase(id); }
 
+    bool shuttingDown_ = false;
     std::string internalApiUrl_;
+    std::shared_ptr<const InternalTls> internalTls_;
     std::unique_ptr<ServerManager> servers_;
 
     class Api;
     class Pages;
     std::unique_ptr<Api> api_;
     std::unique_ptr<Pages> pages_;
+    std::unique_ptr<Subdomains> subdomains_;
     std::unique_ptr<hubd::proxy::Proxy> proxy_;  // last: its exchanges go first
 };
 

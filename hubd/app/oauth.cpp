@@ -23,12 +23,6 @@ namespace {
 
 constexpr int64_t kCodeLifetimeSeconds = 300;
 
-std::string sessionIdOf(const Request& request) {
-    for (const auto& [name, value] : hub::parseCookieHeader(request.header("Cookie")))
-        if (name == "jupyterhub-session-id" && value.size() <= 64) return value;
-    return {};
-}
-
 Response oauthError(int status, std::string_view error, std::string_view description) {
     std::string body;
     JsonWriter(body)
@@ -90,10 +84,10 @@ void authorize(Hub& hub, Request& request, Responder responder) {
             std::string body = fmt::format(
                 "<h1>Open {}'s server?</h1>\n<p class=\"notice\">You are about to use the server of "
                 "<strong>{}</strong> as yourself ({}). Everything you do there runs as {}.</p>\n"
-                "<form method=\"post\" action=\"\"><button type=\"submit\" "
-                "id=\"authorize\">Authorize</button>"
-                "</form>",
-                htmlEscape(owner), htmlEscape(owner), htmlEscape(user->name), htmlEscape(owner));
+                "<form method=\"post\" action=\"\"><input type=\"hidden\" name=\"_xsrf\" value=\"{}\">"
+                "<button type=\"submit\" id=\"authorize\">Authorize</button></form>",
+                htmlEscape(owner), htmlEscape(owner), htmlEscape(user->name), htmlEscape(owner),
+                htmlEscape(hub.xsrfToken(Hub::browserSessionId(request), user)));
             return responder.send(renderHubPage(hub, 200, "Authorize access", body, user));
         }
         // As JupyterHub 3.0: the scheme is compared apart, because a
@@ -110,12 +104,18 @@ void authorize(Hub& hub, Request& request, Responder responder) {
             return errorPage(403, "Not allowing authorization form submitted from insecure page");
         if (refererScheme.empty() || refererRest != o.host + request.target)
             return errorPage(403, "Authorization form must be sent from authorization page");
+        const bool isForm =
+            request.header("Content-Type").substr(0, 33) == "application/x-www-form-urlencoded";
+        if (!hub.xsrfValid(request, user, isForm ? parseForm(request.body)["_xsrf"] : std::string()))
+            return errorPage(403,
+                             "The authorization form has expired or was not sent from this hub "
+                             "(XSRF check failed): go back, reload the page and authorize again");
     }
 
     // 3.0's granted scopes: identify the user, and access to this one server.
     std::vector<std::string> scopes = {"read:users:name!user", "read:users:groups!user",
                                        "access:servers!server=" + server};
-    std::string sessionId = sessionIdOf(request);
+    std::string sessionId = Hub::browserSessionId(request);
     std::string code = hub::generateToken();
     hub::OAuthCodeRecord rec;
     rec.clientId = client->identifier;

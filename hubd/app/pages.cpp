@@ -92,6 +92,12 @@ void addPageHeaders(Response& r) {
     r.set("X-JupyterHub-Version", "3.0.0");
 }
 
+constexpr std::string_view kXsrfFailed =
+    "This form has expired or was not sent from this hub's own page (XSRF check failed). Go back, "
+    "reload the page and try again.";
+
+}  // namespace
+
 // Secure when the client used https, also through a trusted TLS-terminating
 // proxy (X-Forwarded-Proto), as JupyterHub does.
 std::string cookieAttributes(const Origin& origin, std::string_view path) {
@@ -100,7 +106,19 @@ std::string cookieAttributes(const Origin& origin, std::string_view path) {
     return attrs;
 }
 
-}  // namespace
+// The _xsrf cookie carries the current token for scripts and API clients
+// (JupyterHub 4.x does the same); it is not HttpOnly on purpose. It is
+// host-only and worthless outside its session, so a server on another
+// origin can neither read nor use it.
+std::string xsrfCookie(const Origin& origin, const std::string& path, const std::string& token) {
+    std::string attrs = fmt::format("_xsrf={}; Path={}; SameSite=Lax", token, path);
+    if (origin.scheme == "https") attrs += "; Secure";
+    return attrs;
+}
+
+std::string hiddenXsrf(const std::string& token) {
+    return "<input type=\"hidden\" name=\"_xsrf\" value=\"" + htmlEscape(token) + "\">";
+}
 
 bool isLocalPath(std::string_view next) {
     if (next.empty() || next[0] != '/') return false;
@@ -108,6 +126,18 @@ bool isLocalPath(std::string_view next) {
     for (unsigned char c : next)
         if (c < 0x20 || c == 0x7f || c == '\\') return false;
     return next.size() <= 2048;
+}
+
+std::string Hub::Pages::xsrfField(const Request& request, const hub::UserRecord* user) const {
+    return hiddenXsrf(hub_.xsrfToken(Hub::browserSessionId(request), user));
+}
+
+bool Hub::Pages::xsrfPosted(const Request& request, const hub::UserRecord* user) const {
+    const bool isForm = request.header("Content-Type").substr(0, 33) == "application/x-www-form-urlencoded";
+    if (hub_.xsrfValid(request, user, isForm ? parseForm(request.body)["_xsrf"] : std::string())) return true;
+    hub::logWarning("{} posted {} without a valid XSRF token from {}", user->name, request.path,
+                    hub_.clientView(request).address);
+    return false;
 }
 
 Response Hub::Pages::page(int status, std::string_view title, std::string_view body,
@@ -138,15 +168,16 @@ Response renderHubPage(const Hub& hub, int status, std::string_view title, std::
 }
 
 Response Hub::Pages::renderLogin(int status, const std::string& next, const std::string& username,
-                                 std::string_view error) const {
+                                 std::string_view error, const std::string& xsrf,
+                                 const std::vector<hub::LoginMessage>& messages) const {
     std::string action = hub_.hubPrefix() + "login";
     if (!next.empty()) action += "?next=" + urlEncode(next);
-    std::string errorHtml;
+    std::string errorHtml = loginMessagesHtml(messages);
     if (!error.empty())
-        errorHtml = fmt::format("<p class=\"error\" role=\"alert\">{}</p>\n", htmlEscape(error));
+        errorHtml += fmt::format("<p class=\"error\" role=\"alert\">{}</p>\n", htmlEscape(error));
     std::string body = fmt::format(
         "<h1>Sign in</h1>\n{}"
-        "<form class=\"login\" method=\"post\" action=\"{}\">\n"
+        "<form class=\"login\" method=\"post\" action=\"{}\">\n{}\n"
         "<label for=\"username_input\">Username</label>\n"
         "<input id=\"username_input\" type=\"text\" name=\"username\" value=\"{}\" autocapitalize=\"off\" "
         "autocorrect=\"off\" autocomplete=\"username\" required autofocus>\n"
@@ -154,7 +185,7 @@ Response Hub::Pages::renderLogin(int status, const std::string& next, const std:
         "<input id=\"password_input\" type=\"password\" name=\"password\" "
         "autocomplete=\"current-password\">\n"
         "<button type=\"submit\" id=\"login_submit\">Sign in</button>\n</form>",
-        errorHtml, htmlEscape(action), htmlEscape(username));
+        errorHtml, htmlEscape(action), hiddenXsrf(xsrf), htmlEscape(username));
     return page(status, "Sign in", body, nullptr);
 }
 
@@ -234,105 +265,24 @@ void Hub::Pages::loginPage(Request& request, Responder responder) {
         return responder.send(redirect(302, nextUrl(request, user)));
     std::string next = request.queryParam("next").value_or("");
     if (!isLocalPath(next)) next.clear();
-    responder.send(renderLogin(200, next, {}, {}));
+    responder.send(anonymousLoginPage(request, 200, next, {}, {}));
 }
 
-void Hub::Pages::loginSubmit(Request& request, Responder responder) {
-    std::string next = request.queryParam("next").value_or("");
-    if (!isLocalPath(next)) next.clear();
-    std::string_view ct = request.header("Content-Type");
-    if (ct.substr(0, 33) != "application/x-www-form-urlencoded")
-        return responder.send(
-            renderLogin(400, next, {}, "The login form was not submitted correctly. Try again."));
-    auto form = parseForm(request.body);
-    std::string rawName = form["username"];
-    std::string password = form["password"];
-    const char* neutral = "Invalid username or password";
-    std::string peer = hub_.clientView(request).address;
-    std::string reason;
-    auto normalized = hub::normalizeLoginName(hub_.settings(), rawName, reason);
-    if (auto wait = hub_.loginBlocked(peer, normalized.value_or(rawName))) {
-        // Refused before PAM runs: guessing costs the guesser time, not us.
-        Response r =
-            renderLogin(429, next, normalized.value_or(std::string()),
-                        fmt::format("Too many failed sign-ins from your address or for this username. "
-                                    "Try again in {} seconds.",
-                                    wait->count()));
-        r.set("Retry-After", std::to_string(wait->count()));
-        return responder.send(std::move(r));
-    }
-    if (!normalized) {
-        hub::logWarning("Failed login for '{}' from {}: {}", hub::safe(rawName, 64), peer, hub::safe(reason));
-        hub_.loginFinished(false, peer, rawName, "form", reason);
-        return responder.send(renderLogin(200, next, {}, neutral));
-    }
-    std::string username = *normalized;
-    auto shared = std::make_shared<Responder>(std::move(responder));
-    Hub* hub = &hub_;
-    Pages* self = this;
-    Origin origin = hub_.originOf(request);
-    // The request may be gone when PAM answers: keep what the reply needs.
-    Request copy;
-    copy.target = request.target;
-    copy.query = request.query;
-    hub->workers().submit(
-        [hub, username, password] { return hub->authenticator().authenticate(username, password); },
-        [hub, self, shared, username, next, peer, origin, copy](hub::AuthResult result) {
-            const char* neutralMsg = "Invalid username or password";
-            for (const auto& note : result.logNotes)
-                hub::logInfo("PAM for {}: {}", hub::safe(username, 64), note);
-            if (!result.ok) {
-                hub::logWarning("Failed login for {} from {}: {}", hub::safe(username, 64), peer,
-                                hub::safe(result.failureReason));
-                hub->loginFinished(false, peer, username, "form", result.failureReason);
-                // The failure delay runs here, on a timer, not in PAM on a worker thread.
-                hub->replyAfterFailureDelay(
-                    [shared, reply = self->renderLogin(200, next, username, neutralMsg)]() mutable {
-                        shared->send(std::move(reply));
-                    });
-                return;
-            }
-            const hub::UserRecord* existing = hub->findUser(result.username);
-            auto decision = hub::decideAccess(hub->settings(), result.username, result.groups,
-                                              existing != nullptr, existing && existing->admin, result.admin);
-            if (!decision.allowed) {
-                hub::logWarning("Login of {} from {} refused: {}", result.username, peer, decision.reason);
-                hub->loginFinished(false, peer, username, "form", decision.reason);
-                shared->send(self->renderLogin(200, next, username, neutralMsg));
-                return;
-            }
-            if (!existing) {
-                auto created = hub->createUsers({result.username}, decision.admin);
-                if (created.created.empty()) {
-                    hub::logError("Could not add user {}: {}", result.username, created.error);
-                    shared->send(
-                        self->renderLogin(500, next, username, "The hub could not record your login."));
-                    return;
-                }
-                existing = created.created[0];
-            } else if (decision.admin != existing->admin) {
-                // admin_users and admin_groups decide on every login (JupyterHub 3.0).
-                hub::UserRecord changed = *existing;
-                changed.admin = decision.admin;
-                hub->updateUser(changed);
-                existing = hub->findUserById(changed.id);
-            }
-            hub->recordActivity(existing->id, hub::now());
-            hub::logInfo("User logged in: {} from {}", existing->name, peer);
-            hub->loginFinished(true, peer, existing->name, "form");
-            Response r = redirect(302, self->nextUrl(copy, existing));
-            int64_t maxAge = static_cast<int64_t>(hub->settings().cookieMaxAgeDays * 86400);
-            r.headers.emplace_back("Set-Cookie", "jupyterhub-hub-login=" + hub->loginCookieValue(*existing) +
-                                                     cookieAttributes(origin, hub->hubPrefix()) +
-                                                     "; Max-Age=" + std::to_string(maxAge));
-            r.headers.emplace_back("Set-Cookie", "jupyterhub-session-id=" + hub::generateToken() +
-                                                     cookieAttributes(origin, hub->baseUrl()));
-            r.headers.emplace_back("Set-Cookie",
-                                   "hubd-user-session=" + hub->userSessionCookieValue(*existing) +
-                                       cookieAttributes(origin, hub->baseUrl() + "user/") +
-                                       "; Max-Age=" + std::to_string(maxAge));
-            shared->send(std::move(r));
-        });
+// The login form of an anonymous browser. Its XSRF token needs a session id
+// (xsrfValid): a browser without one gets a fresh session cookie here.
+Response Hub::Pages::anonymousLoginPage(const Request& request, int status, const std::string& next,
+                                        const std::string& username, std::string_view error) const {
+    std::string sessionId = Hub::browserSessionId(request);
+    const bool fresh = sessionId.empty();
+    if (fresh) sessionId = hub::generateToken();
+    std::string token = hub_.xsrfToken(sessionId, nullptr);
+    Response r = renderLogin(status, next, username, error, token);
+    const Origin origin = hub_.originOf(request);
+    if (fresh)
+        r.headers.emplace_back(
+            "Set-Cookie", "jupyterhub-session-id=" + sessionId + cookieAttributes(origin, hub_.baseUrl()));
+    r.headers.emplace_back("Set-Cookie", xsrfCookie(origin, hub_.hubPrefix(), token));
+    return r;
 }
 
 void Hub::Pages::logout(Request& request, Responder responder) {
@@ -356,6 +306,7 @@ void Hub::Pages::logout(Request& request, Responder responder) {
                            "jupyterhub-session-id=" + cookieAttributes(origin, hub_.baseUrl()) + expired);
     r.headers.emplace_back(
         "Set-Cookie", "hubd-user-session=" + cookieAttributes(origin, hub_.baseUrl() + "user/") + expired);
+    r.headers.emplace_back("Set-Cookie", xsrfCookie(origin, hub_.hubPrefix(), {}) + expired);
     responder.send(std::move(r));
 }
 
@@ -386,10 +337,10 @@ void Hub::Pages::home(Request& request, Responder responder) {
         body += fmt::format(
             "<p id=\"server-status\">Your server is <strong>running</strong>.</p>\n"
             "<p><a id=\"open\" href=\"{}\">Open my server</a></p>\n"
-            "<form method=\"post\" action=\"{}stop\"><button type=\"submit\" id=\"stop\">Stop my "
+            "<form method=\"post\" action=\"{}stop\">{}<button type=\"submit\" id=\"stop\">Stop my "
             "server</button></form>\n"
             "<p><a id=\"log\" href=\"{}server-log\">View my server's log</a></p>\n",
-            where, prefix, prefix);
+            where, prefix, xsrfField(request, user), prefix);
     } else if (s && s->phase == ServerState::Phase::Spawning) {
         body += fmt::format(
             "<p id=\"server-status\">Your server is <strong>starting</strong>. "
@@ -401,10 +352,10 @@ void Hub::Pages::home(Request& request, Responder responder) {
         body += serverProblem(s);
         body += fmt::format(
             "<p id=\"server-status\">Your server at <code>{}</code> is <strong>not running</strong>.</p>\n"
-            "<form method=\"post\" action=\"{}spawn\"><button type=\"submit\" id=\"start\">Start my "
+            "<form method=\"post\" action=\"{}spawn\">{}<button type=\"submit\" id=\"start\">Start my "
             "server</button>"
             "</form>\n",
-            where, prefix);
+            where, prefix, xsrfField(request, user));
     }
     if (hub_.settings().adminAccess)
         body +=
@@ -416,6 +367,10 @@ void Hub::Pages::spawn(Request& request, Responder responder) {
     const hub::UserRecord* user = hub_.cookieUser(request);
     if (!user)
         return responder.send(redirect(302, hub_.hubPrefix() + "login?next=" + urlEncode(request.rawPath)));
+    if (request.method == "POST" && !xsrfPosted(request, user))
+        return responder.send(
+            page(403, "Form expired",
+                 "<h1>Not started</h1>\n<p class=\"error\">" + std::string(kXsrfFailed) + "</p>", user));
     std::string pending = hub_.hubPrefix() + "spawn-pending/" + urlEncode(user->name);
     const ServerState* s = hub_.servers().state(user->id);
     if (s && s->phase == ServerState::Phase::Running)
@@ -443,15 +398,17 @@ void Hub::Pages::spawnPending(std::string_view name, Request& request, Responder
     if (!s || s->phase == ServerState::Phase::Stopped) {
         std::string body = "<h1>Your server did not start</h1>\n" + serverProblem(s) +
                            fmt::format(
-                               "<form method=\"post\" action=\"{}spawn\"><button type=\"submit\" "
+                               "<form method=\"post\" action=\"{}spawn\">{}<button type=\"submit\" "
                                "id=\"start\">Try again</button></form>",
-                               hub_.hubPrefix());
+                               hub_.hubPrefix(), xsrfField(request, user));
         return responder.send(page(200, "Server not started", body, user));
     }
     std::string steps;
     for (const auto& p : s->progress) steps += "<li>" + htmlEscape(p.message) + "</li>";
     const std::string& prefix = hub_.hubPrefix();
-    std::string progressUrl = prefix + "api/users/" + urlEncode(user->name) + "/server/progress";
+    // EventSource cannot send X-XSRFToken: the token rides in the query.
+    std::string progressUrl = prefix + "api/users/" + urlEncode(user->name) + "/server/progress?_xsrf=" +
+                              urlEncode(hub_.xsrfToken(Hub::browserSessionId(request), user));
     int percent = s->progress.empty() ? 0 : s->progress.back().percent;
     std::string body = fmt::format(
         "<h1>Your server is starting</h1>\n<progress id=\"progress-bar\" max=\"100\" "
@@ -492,6 +449,10 @@ void Hub::Pages::serverLog(Request& request, Responder responder) {
 void Hub::Pages::stopServer(Request& request, Responder responder) {
     const hub::UserRecord* user = hub_.cookieUser(request);
     if (!user) return responder.send(redirect(302, hub_.hubPrefix() + "login"));
+    if (!xsrfPosted(request, user))
+        return responder.send(
+            page(403, "Form expired",
+                 "<h1>Not stopped</h1>\n<p class=\"error\">" + std::string(kXsrfFailed) + "</p>", user));
     auto shared = std::make_shared<Responder>(std::move(responder));
     std::string home = hub_.hubPrefix() + "home";
     auto answered = std::make_shared<bool>(false);
@@ -530,9 +491,10 @@ void Hub::Pages::userNotRunning(std::string_view name, Request& request, Respond
     std::string body =
         own ? fmt::format(
                   "<h1>Your server is not running</h1>\n<p>Would you like to start it?</p>\n"
-                  "<form method=\"post\" action=\"{}spawn\"><button type=\"submit\">Start my server</button>"
+                  "<form method=\"post\" action=\"{}spawn\">{}<button type=\"submit\">Start my "
+                  "server</button>"
                   "</form>",
-                  hub_.hubPrefix())
+                  hub_.hubPrefix(), xsrfField(request, user))
             : std::string(
                   "<h1>Server not available</h1>\n<p>This server is not running, or you may not open "
                   "it.</p>");

@@ -15,6 +15,8 @@
 
 #include "app/hub.h"
 #include "app/json.h"
+#include "app/subdomains.h"
+#include "http/transport.h"
 #include "hubcore/log.h"
 #include "hubcore/token.h"
 
@@ -51,11 +53,19 @@ std::string exitDescription(const std::optional<uint32_t>& code, const std::opti
 }
 
 // One HTTP request to the server's prefix; answers any status below 500 as up.
+// With internal TLS (`tls` set) it is HTTPS with hubd's client certificate,
+// and only a server whose certificate names `peer` counts.
 class ReadinessProbe : public std::enable_shared_from_this<ReadinessProbe> {
 public:
     using Done = std::function<void(bool up)>;
-    ReadinessProbe(hubd::http::EventLoop& loop, uint16_t port, std::string path, Done done)
-        : loop_(loop), port_(port), path_(std::move(path)), done_(std::move(done)) {}
+    ReadinessProbe(hubd::http::EventLoop& loop, uint16_t port, std::string path,
+                   std::shared_ptr<const hubd::http::TlsClientContext> tls, std::string peer, Done done)
+        : loop_(loop),
+          port_(port),
+          path_(std::move(path)),
+          tls_(std::move(tls)),
+          peer_(std::move(peer)),
+          done_(std::move(done)) {}
 
     void run() {
         fd_.reset(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
@@ -66,25 +76,30 @@ public:
         if (!fd_ || (::connect(fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 &&
                      errno != EINPROGRESS))
             return finish(false);
+        if (tls_) {
+            auto ssl = tls_->newSession(fd_.get(), peer_);
+            if (!ssl) return finish(false);
+            transport_ = hubd::http::Transport(std::move(ssl));
+        }
         auto self = shared_from_this();
         request_ = "GET " + path_ + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port_) +
                    "\r\nConnection: close\r\nUser-Agent: hubd-readiness\r\n\r\n";
-        loop_.watch(fd_.get(), EPOLLOUT | EPOLLIN, [self](uint32_t ev) { self->onEvent(ev); });
+        loop_.watch(fd_.get(), EPOLLOUT, [self](uint32_t ev) { self->onEvent(ev); });
         timer_ = loop_.addTimer(std::chrono::seconds(2), [self] { self->finish(false); });
     }
 
 private:
     void onEvent(uint32_t ev) {
         if (ev & (EPOLLERR | EPOLLHUP) && response_.empty() && !(ev & EPOLLIN)) return finish(false);
-        if ((ev & EPOLLOUT) && !request_.empty()) {
-            ssize_t n = ::send(fd_.get(), request_.data(), request_.size(), MSG_NOSIGNAL);
+        if (!request_.empty()) {
+            // Plain: the connect finished. TLS: the handshake runs inside this write.
+            ssize_t n = transport_.write(fd_.get(), request_.data(), request_.size());
             if (n < 0 && errno != EAGAIN) return finish(false);
             if (n > 0) request_.erase(0, static_cast<size_t>(n));
-            if (request_.empty()) loop_.modify(fd_.get(), EPOLLIN);
         }
-        if (ev & EPOLLIN) {
+        if (request_.empty()) {
             char buf[512];
-            ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
+            ssize_t n = transport_.read(fd_.get(), buf, sizeof buf);
             if (n > 0) response_.append(buf, static_cast<size_t>(n));
             if (n == 0 || response_.size() >= 12) {
                 // "HTTP/1.1 302" — the status code is bytes 9..11.
@@ -94,11 +109,15 @@ private:
             }
             if (n < 0 && errno != EAGAIN) return finish(false);
         }
+        // A TLS write waiting for handshake bytes needs EPOLLIN, not EPOLLOUT.
+        uint32_t want = request_.empty() || transport_.writeBlockedOnRead() ? EPOLLIN : EPOLLOUT;
+        loop_.modify(fd_.get(), transport_.events(want));
     }
 
     void finish(bool up) {
         if (!done_) return;
         if (fd_) loop_.unwatch(fd_.get());
+        transport_ = hubd::http::Transport{};
         fd_.reset();
         if (timer_) loop_.cancelTimer(timer_);
         auto done = std::move(done_);
@@ -109,8 +128,11 @@ private:
     hubd::http::EventLoop& loop_;
     uint16_t port_;
     std::string path_;
+    std::shared_ptr<const hubd::http::TlsClientContext> tls_;
+    std::string peer_;
     Done done_;
     UniqueFd fd_;
+    hubd::http::Transport transport_;
     std::string request_, response_;
     hubd::http::EventLoop::TimerId timer_ = 0;
 };
@@ -134,6 +156,11 @@ const ServerState* ServerManager::state(int64_t userId) const {
 
 std::string ServerManager::prefixOf(const std::string& userName) const {
     return hub_.baseUrl() + "user/" + urlEncode(userName) + "/";
+}
+
+std::string ServerManager::urlOf(const std::string& userName) const {
+    const Subdomains* subdomains = hub_.subdomains();
+    return (subdomains ? subdomains->userOrigin(userName) : std::string()) + prefixOf(userName);
 }
 
 std::vector<std::string> ServerManager::helperArgv(const std::string& userName) const {
@@ -160,14 +187,14 @@ std::vector<std::pair<std::string, std::string>> ServerManager::environment(cons
         {"JUPYTERHUB_ACTIVITY_URL", api + "/users/" + urlEncode(user.name) + "/activity"},
         {"JUPYTERHUB_BASE_URL", settings.baseUrl},
         {"JUPYTERHUB_SERVICE_PREFIX", prefix},
-        {"JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:" + std::to_string(s.port) + prefix},
-        {"JUPYTERHUB_OAUTH_CALLBACK_URL", prefix + "oauth_callback"},
+        {"JUPYTERHUB_SERVICE_URL", s.url + prefix},
+        {"JUPYTERHUB_OAUTH_CALLBACK_URL", urlOf(user.name) + "oauth_callback"},
         {"JUPYTERHUB_OAUTH_SCOPES", scopes},
         {"JUPYTERHUB_OAUTH_ACCESS_SCOPES", scopes},
         {"JUPYTERHUB_OAUTH_CLIENT_ALLOWED_SCOPES", "[]"},
         {"JUPYTERHUB_USER", user.name},
         {"JUPYTERHUB_SERVER_NAME", ""},
-        {"JUPYTERHUB_HOST", ""},
+        {"JUPYTERHUB_HOST", settings.subdomainHost},  // where the hub's pages are, "" without subdomains
     };
     if (settings.adminAccess) env.emplace_back("JUPYTERHUB_ADMIN_ACCESS", "1");
     if (!settings.defaultUrl.empty()) env.emplace_back("JUPYTERHUB_DEFAULT_URL", settings.defaultUrl);
@@ -201,6 +228,8 @@ bool ServerManager::openChannel(int64_t userId, const std::string& userName, std
 std::optional<std::string> ServerManager::start(const hub::UserRecord& user, std::function<void()> settled) {
     ServerState& s = slot(user.id);
     if (s.phase == Phase::Running) return fmt::format("{}'s server is already running", user.name);
+    if (const Subdomains* subdomains = hub_.subdomains())
+        if (auto problem = subdomains->spawnProblem(user.name)) return problem;
     if (s.phase == Phase::Stopping)
         return fmt::format("{}'s server is stopping; try again in a moment", user.name);
     if (s.phase == Phase::Spawning) {  // already on its way
@@ -211,7 +240,8 @@ std::optional<std::string> ServerManager::start(const hub::UserRecord& user, std
     s.phase = Phase::Spawning;
     s.requestedAt = std::chrono::steady_clock::now();
     s.port = randomPort();
-    s.url = "http://127.0.0.1:" + std::to_string(s.port);
+    const InternalTls* tls = hub_.internalTls();
+    s.url = (tls ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(s.port);
     s.progress.push_back({0, "Server requested"});
     if (s.port == 0) {
         s.phase = Phase::Stopped;
@@ -228,7 +258,7 @@ std::optional<std::string> ServerManager::start(const hub::UserRecord& user, std
     client.identifier = "jupyterhub-user-" + urlEncode(user.name);
     client.description = "Server at " + prefixOf(user.name);
     client.secretHash = hub::hashToken(issued.token, hub::kUserTokenRounds);
-    client.redirectUri = prefixOf(user.name) + "oauth_callback";
+    client.redirectUri = urlOf(user.name) + "oauth_callback";
     client.allowedScopes = {"access:servers!server=" + user.name + "/", "access:servers!user=" + user.name};
     hub_.store().upsertOAuthClient(client);
 
@@ -243,6 +273,19 @@ std::optional<std::string> ServerManager::start(const hub::UserRecord& user, std
     spawn.profile = hub_.settings().sudospawnerProfile;
     spawn.port = s.port;
     for (auto& [k, v] : environment(user, s, issued.token)) spawn.env.push_back({k, v});
+    if (tls) {
+        // A fresh key per start; it travels only in the SPAWN frame (the
+        // helper writes it to a file only the user can read).
+        try {
+            Leaf leaf = tls->issueServer(user.name);
+            spawn.tlsKey = std::move(leaf.keyPem);
+            spawn.tlsCert = std::move(leaf.certPem);
+            spawn.tlsCa = tls->hubCaPem();
+        } catch (const InternalCaError& e) {
+            fail(user.id, e.what());
+            return std::nullopt;
+        }
+    }
     if (!s.channel->send(spawn)) {
         fail(user.id,
              "the spawn request could not be encoded: check Spawner.environment for values with newlines "
@@ -321,8 +364,18 @@ void ServerManager::probe(int64_t userId) {
     ServerState& s = slot(userId);
     const hub::UserRecord* user = hub_.findUserById(userId);
     if (!user || (s.phase != Phase::Spawning)) return;
-    auto p =
-        std::make_shared<ReadinessProbe>(hub_.loop(), s.port, prefixOf(user->name), [this, userId](bool up) {
+    // The scheme of the URL the server was started with decides (a server
+    // outlives hub restarts, and internal_ssl may have changed meanwhile).
+    std::shared_ptr<const hubd::http::TlsClientContext> tls;
+    if (s.url.rfind("https://", 0) == 0) {
+        if (!hub_.internalTls())
+            return fail(
+                userId,
+                "the server was started with internal TLS, which is now off: stop it and start it again");
+        tls = hub_.internalTls()->clientContext();
+    }
+    auto p = std::make_shared<ReadinessProbe>(
+        hub_.loop(), s.port, prefixOf(user->name), std::move(tls), user->name, [this, userId](bool up) {
             ServerState& st = slot(userId);
             if (st.phase != Phase::Spawning) return;
             if (up) return markReady(userId);

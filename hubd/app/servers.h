@@ -74,6 +74,9 @@ public:
     void detachAll();
 
     std::string prefixOf(const std::string& userName) const;  // "/user/alice/"
+    // Where browsers find the server: prefixOf(), on the user's own host
+    // under JupyterHub.subdomain_host ("https://alice.hub.example.org/user/alice/").
+    std::string urlOf(const std::string& userName) const;
 
     // Calls `changed` after every progress step and phase change of the
     // user's server, until unwatchProgress(): what progress streams follow.

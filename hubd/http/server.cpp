@@ -136,6 +136,7 @@ class Connection;
 // went away", which answers 500 if nobody answered.
 struct Responder::Slot {
     Connection* connection = nullptr;  // null once answered or once the connection closed
+    std::vector<std::function<void(Response&)>> rewrites;
     Slot() = default;
     Slot(const Slot&) = delete;
     Slot& operator=(const Slot&) = delete;
@@ -1086,13 +1087,19 @@ Responder::Slot::~Slot() {
 void Responder::send(Response response) {
     auto slot = std::move(slot_);
     if (!slot || !slot->connection) return;  // answered already, or the client is gone
+    for (const auto& rewrite : slot->rewrites) rewrite(response);
     slot->connection->respond(std::move(response));
 }
 
 ResponseStream Responder::stream(Response head) {
     auto slot = std::move(slot_);
     if (!slot || !slot->connection) return {};
+    for (const auto& rewrite : slot->rewrites) rewrite(head);
     return slot->connection->startStream(std::move(head));
+}
+
+void Responder::rewriteWith(std::function<void(Response&)> rewrite) {
+    if (slot_) slot_->rewrites.push_back(std::move(rewrite));
 }
 
 ResponseStream& ResponseStream::operator=(ResponseStream&& other) noexcept {

@@ -137,6 +137,11 @@ public:
     // once answered or the client is gone, the stream returned is closed.
     ResponseStream stream(Response head);
     bool valid() const;
+    // Runs `rewrite` on the response (or the stream's head) just before it
+    // goes out, whichever handler sends it: a rewrite at the boundary, such
+    // as cookie names that depend on the host (app/subdomains.h), that the
+    // handlers need not know about. Rewrites run in the order added.
+    void rewriteWith(std::function<void(Response&)> rewrite);
 
 private:
     friend class Connection;

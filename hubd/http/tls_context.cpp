@@ -317,8 +317,10 @@ void attachStaple(SSL_CTX* ctx, const TlsSettings& settings, X509* leaf, STACK_O
 
 // ---------------------------------------------------------------------------
 
-UniqueSslCtx newPolicyContext() {
-    UniqueSslCtx ctx(SSL_CTX_new(TLS_server_method()));
+}  // namespace
+
+UniqueSslCtx newPolicyContext(bool server) {
+    UniqueSslCtx ctx(SSL_CTX_new(server ? TLS_server_method() : TLS_client_method()));
     if (!ctx) throw TlsError("cannot create a TLS context: " + sslReason());
     SSL_CTX* c = ctx.get();
     SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
@@ -350,6 +352,8 @@ UniqueSslCtx newPolicyContext() {
     SSL_CTX_set_read_ahead(c, 1);
     return ctx;
 }
+
+namespace {
 
 struct Loaded {
     UniqueSslCtx ctx;
@@ -464,9 +468,16 @@ TlsContext::TlsContext(TlsSettings settings, std::vector<std::string>& warnings)
     summary_ = std::move(loaded.summary);
 }
 
+TlsContext::TlsContext(UniqueSslCtx ctx, std::string summary)
+    : ctx_(std::move(ctx)), summary_(std::move(summary)) {}
+
 TlsContext::~TlsContext() = default;
 
 bool TlsContext::reload(std::vector<std::string>& warnings, std::string& error) {
+    if (settings_.certFile.empty()) {
+        error = "this certificate was made in memory (internal TLS): there is no file to reload";
+        return false;
+    }
     try {
         Loaded loaded = build(settings_, warnings);
         // Sessions hold their own reference to the old context.

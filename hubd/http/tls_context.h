@@ -39,8 +39,15 @@ struct SslCtxDeleter {
 };
 using UniqueSslCtx = std::unique_ptr<SSL_CTX, SslCtxDeleter>;
 
+// hubd's TLS policy (above) on a new context, for a server or a client.
+// Throws TlsError. Internal TLS (internal_tls.h) builds on it too.
+UniqueSslCtx newPolicyContext(bool server = true);
+
 class TlsContext {
 public:
+    // A context built elsewhere (internal TLS: a certificate that lives in
+    // memory only). reload() keeps it and says there is nothing to reload.
+    TlsContext(UniqueSslCtx ctx, std::string summary);
     // Reads and checks the files. Throws TlsError; what is worth knowing but
     // does not stop hubd (a group-readable key, an expired certificate, no
     // OCSP response) is appended to `warnings`.

@@ -85,6 +85,9 @@ public:
     bool readable(uint32_t events) const noexcept {
         return (events & EPOLLIN) || (readWantsWrite_ && (events & EPOLLOUT));
     }
+    // The last write stopped because TLS needs the peer's bytes first (a
+    // client's handshake): EPOLLOUT alone cannot make it progress.
+    bool writeBlockedOnRead() const noexcept { return ssl_ && writeWantsRead_; }
     // Decrypted bytes waiting inside OpenSSL (never for plain sockets).
     bool pending() const noexcept { return ssl_ && tlsPending(); }
     // The handshake failed because the client spoke plain HTTP to the TLS

@@ -74,9 +74,11 @@ inline constexpr std::array kHeaderRules{
 };
 
 // Cookies that authenticate to the hub itself (JupyterHub 3.0 names, and
-// hubd-user-session: the hub session as the proxy sees it on /user/ paths).
-inline constexpr std::array<std::string_view, 3> kHubCookies{"jupyterhub-hub-login", "jupyterhub-session-id",
-                                                             "hubd-user-session"};
+// hubd-user-session: the hub session as the proxy sees it on /user/ paths),
+// and their __Host- forms under subdomain_host over https (app/subdomains.h).
+inline constexpr std::array<std::string_view, 6> kHubCookies{
+    "jupyterhub-hub-login",        "jupyterhub-session-id",        "hubd-user-session",
+    "__Host-jupyterhub-hub-login", "__Host-jupyterhub-session-id", "__Host-hubd-user-session"};
 
 constexpr char asciiLower(char c) {
     return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;

@@ -141,6 +141,7 @@ private:
     void onBackend(uint32_t events);
     void onTimer();
     void kickClient();
+    void kickBackend();
 
     void buildRequestHead(const http::Request& request);
     void acquireBackend();
@@ -178,6 +179,7 @@ private:
     const ProxyConfig& config_;
     http::Takeover client_;
     http::WatchedFd backend_;
+    http::Transport backendTransport_;  // TLS session for https:// backends (internal TLS)
     std::shared_ptr<const Upstream> target_;
     Phase phase_ = Phase::Connecting;
     bool done_ = false;
@@ -231,7 +233,8 @@ private:
     Clock::time_point deadline_ = Clock::time_point::max();
     Clock::time_point timerAt_{};
     http::EventLoop::TimerId timerId_ = 0;
-    http::EventLoop::TimerId kickTimer_ = 0;  // onClient deferred to the next loop iteration
+    http::EventLoop::TimerId kickTimer_ = 0;         // onClient deferred to the next loop iteration
+    http::EventLoop::TimerId kickBackendTimer_ = 0;  // onBackend likewise (TLS bytes already decrypted)
 };
 
 namespace {
@@ -275,6 +278,7 @@ Proxy::Exchange::Exchange(Proxy& proxy, http::Takeover client, const http::Reque
 Proxy::Exchange::~Exchange() {
     if (timerId_ != 0) loop_.cancelTimer(timerId_);
     if (kickTimer_ != 0) loop_.cancelTimer(kickTimer_);
+    if (kickBackendTimer_ != 0) loop_.cancelTimer(kickBackendTimer_);
     releaseBackendSlot();
 }
 
@@ -417,7 +421,9 @@ void Proxy::Exchange::acquireBackend() {
     }
     ++inUse;
     holdsSlot_ = true;
-    backend_ = proxy_.pool_.take(target_->poolKey);
+    BackendConnection pooled = proxy_.pool_.take(target_->poolKey);
+    backend_ = std::move(pooled.socket);
+    backendTransport_ = std::move(pooled.transport);
     if (backend_) {
         reused_ = true;
         if (requestBodyDone_) requestHead_ = toBackend_.data;
@@ -442,6 +448,20 @@ void Proxy::Exchange::connect() {
     }
     int one = 1;
     ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    backendTransport_ = http::Transport{};
+    if (target_->tls) {
+        // The handshake runs inside the first write; a server whose
+        // certificate does not name target_->peerName fails it.
+        http::UniqueSsl ssl =
+            config_.upstreamTls ? config_.upstreamTls->newSession(fd.get(), target_->peerName) : nullptr;
+        if (!ssl) {
+            fmt::print(stderr, "hubd: proxy: no internal TLS client context for {} ({})\n", target_->poolKey,
+                       rawPath_);
+            fail(502, "The hub cannot reach this server: internal TLS is not set up.");
+            return;
+        }
+        backendTransport_ = http::Transport(std::move(ssl));
+    }
     int r = ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&target_->address), target_->addressLength);
     int err = errno;
     backend_ = http::WatchedFd(loop_, std::move(fd));
@@ -475,6 +495,7 @@ bool Proxy::Exchange::retryOnFreshConnection() {
     retried_ = true;
     reused_ = false;
     backend_.reset();
+    backendTransport_ = http::Transport{};
     toBackend_ = Buffer{};
     toBackend_.data = std::move(requestHead_);
     requestFlushed_ = false;
@@ -496,6 +517,10 @@ void Proxy::Exchange::backendFailed(int err, std::string_view what) {
     }
     fmt::print(stderr, "hubd: proxy: backend {} failed during {} for {}: {}\n", target_->poolKey, what,
                rawPath_, std::strerror(err));
+    if (target_->tls && err == EPROTO) {  // the handshake failed; tls_client.cpp logged why
+        fail(502, "The server could not prove it is this user's server (internal TLS).");
+        return;
+    }
     fail(502, "The server closed the connection without a valid response.");
 }
 
@@ -530,6 +555,14 @@ void Proxy::Exchange::kickClient() {
     kickTimer_ = loop_.addTimer(std::chrono::milliseconds(0), [this] {
         kickTimer_ = 0;
         onClient(EPOLLIN);
+    });
+}
+
+void Proxy::Exchange::kickBackend() {
+    if (kickBackendTimer_ != 0) return;
+    kickBackendTimer_ = loop_.addTimer(std::chrono::milliseconds(0), [this] {
+        kickBackendTimer_ = 0;
+        onBackend(EPOLLIN);
     });
 }
 
@@ -614,7 +647,7 @@ bool Proxy::Exchange::readClient() {
             return false;
         }
         clientEof_ = true;
-        if (toBackend_.empty() && !backendEof_) ::shutdown(backend_.get(), SHUT_WR);
+        if (toBackend_.empty() && !backendEof_) backendTransport_.shutdownWrite(backend_.get());
         return true;
     }
     std::string_view data(proxy_.scratch_.get(), static_cast<size_t>(n));
@@ -659,7 +692,7 @@ void Proxy::Exchange::consumeRequestBody(std::string_view data) {
 bool Proxy::Exchange::flushToBackend() {
     if (toBackend_.empty()) return false;
     std::string_view pending = toBackend_.view();
-    ssize_t n = ::send(backend_.get(), pending.data(), pending.size(), MSG_NOSIGNAL);
+    ssize_t n = backendTransport_.write(backend_.get(), pending.data(), pending.size());
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return false;
         backendFailed(errno, "send");
@@ -667,7 +700,7 @@ bool Proxy::Exchange::flushToBackend() {
     }
     toBackend_.consume(static_cast<size_t>(n));
     if (toBackend_.empty()) {
-        if (phase_ == Phase::Tunnel && clientEof_) ::shutdown(backend_.get(), SHUT_WR);
+        if (phase_ == Phase::Tunnel && clientEof_) backendTransport_.shutdownWrite(backend_.get());
         if (phase_ == Phase::AwaitingHead && requestBodyDone_ && !requestFlushed_) {
             requestFlushed_ = true;
             setDeadline(config_.responseHeadTimeout);  // now the backend is thinking
@@ -695,7 +728,7 @@ bool Proxy::Exchange::readBackend() {
             break;
     }
     if (room == 0) return false;
-    ssize_t n = ::recv(backend_.get(), proxy_.scratch_.get(), std::min(room, kScratchBytes), 0);
+    ssize_t n = backendTransport_.read(backend_.get(), proxy_.scratch_.get(), std::min(room, kScratchBytes));
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return false;
         int err = errno;
@@ -1023,7 +1056,15 @@ void Proxy::Exchange::updateInterest() {
     // TLS: bytes OpenSSL already decrypted (a read that filled the buffer,
     // a read paused for flow control) do not make the socket readable.
     if ((client & EPOLLIN) && client_.transport().pending()) kickClient();
-    if (backend_) backend_.setEvents(backend);
+    if (backend_) {
+        uint32_t wanted = backendTransport_.events(backend);
+        // A TLS write waiting for the peer's handshake bytes: a writable
+        // socket changes nothing, and level-triggered EPOLLOUT would spin.
+        if (backendTransport_.writeBlockedOnRead())
+            wanted = backendTransport_.events(backend & ~uint32_t{EPOLLOUT}) | EPOLLIN;
+        backend_.setEvents(wanted);
+        if ((backend & EPOLLIN) && backendTransport_.pending()) kickBackend();
+    }
 }
 
 void Proxy::Exchange::refreshDeadline() {
@@ -1094,7 +1135,8 @@ void Proxy::Exchange::onTimer() {
 void Proxy::Exchange::finish() {
     if (backend_ && backendReusable_ && responseDone_ && requestBodyDone_ && toBackend_.empty() &&
         phase_ == Phase::StreamingBody)
-        proxy_.pool_.give(target_->poolKey, std::move(backend_));
+        proxy_.pool_.give(target_->poolKey,
+                          BackendConnection{std::move(backend_), std::move(backendTransport_)});
     backend_.reset();
     releaseBackendSlot();
     if (phase_ != Phase::Tunnel && clientKeepAlive_ && requestBodyDone_) {

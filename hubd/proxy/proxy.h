@@ -20,6 +20,7 @@
 
 #include "http/event_loop.h"
 #include "http/server.h"
+#include "http/tls_client.h"
 #include "hubcore/cidr.h"
 #include "proxy/routes.h"
 #include "proxy/upstream_pool.h"
@@ -48,6 +49,10 @@ struct ProxyConfig {
     // Authorization is forwarded (user servers and services accept tokens
     // issued for them); false drops it. The hub's cookies are never forwarded.
     bool forwardAuthorization = true;
+    // Internal TLS: how https:// backends are reached (hubd's client
+    // certificate, the servers CA, the peer-name check). Without it an
+    // https:// route answers 502.
+    std::shared_ptr<const http::TlsClientContext> upstreamTls;
 };
 
 struct ProxyStats {
@@ -69,6 +74,10 @@ public:
 
     RouteTable& routes() { return routes_; }
     const ProxyConfig& config() const { return config_; }
+    // Internal TLS is set up after the proxy exists (hubd's main).
+    void setUpstreamTls(std::shared_ptr<const http::TlsClientContext> tls) {
+        config_.upstreamTls = std::move(tls);
+    }
 
     // For a HeadHandler: if a route matches the request path, takes the
     // connection over and forwards it; returns whether it did.

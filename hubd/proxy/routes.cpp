@@ -53,8 +53,9 @@ std::string RouteTable::normalise(std::string_view prefix) {
     return out;
 }
 
-bool RouteTable::add(std::string_view prefix, std::string_view targetUrl, std::string* error) {
-    auto target = parseUpstream(targetUrl, error);
+bool RouteTable::add(std::string_view prefix, std::string_view targetUrl, std::string* error,
+                     std::string_view peerName) {
+    auto target = parseUpstream(targetUrl, error, peerName);
     if (!target) return false;
     Node* node = root_.get();
     forEachSegment(prefix, [&](std::string_view segment) {
@@ -139,15 +140,19 @@ std::vector<std::pair<std::string, std::string>> RouteTable::list() const {
     return out;
 }
 
-std::shared_ptr<const Upstream> parseUpstream(std::string_view url, std::string* error) {
+std::shared_ptr<const Upstream> parseUpstream(std::string_view url, std::string* error,
+                                              std::string_view peerName) {
     auto fail = [&](std::string why) -> std::shared_ptr<const Upstream> {
         if (error) *error = "proxy target '" + std::string(url) + "': " + why;
         return nullptr;
     };
-    constexpr std::string_view kScheme = "http://";
-    if (url.substr(0, kScheme.size()) != kScheme)
-        return fail("only http:// targets are supported (https to backends is not implemented)");
-    std::string_view rest = url.substr(kScheme.size());
+    const bool tls = url.starts_with("https://");
+    if (!tls && !url.starts_with("http://"))
+        return fail("only http:// targets (and https:// for internal TLS) are supported");
+    // TLS to a backend means internal TLS: its certificate must name someone.
+    if (tls && peerName.empty())
+        return fail("https:// targets are for internal TLS (JupyterHub.internal_ssl) only, to user servers");
+    std::string_view rest = url.substr(tls ? 8 : 7);
     size_t slash = rest.find('/');
     std::string_view authority = rest.substr(0, slash);
     std::string_view path = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash);
@@ -170,7 +175,7 @@ std::shared_ptr<const Upstream> parseUpstream(std::string_view url, std::string*
         if (colon != std::string_view::npos) portText = authority.substr(colon + 1);
     }
     if (host.empty()) return fail("no host");
-    unsigned port = 80;
+    unsigned port = tls ? 443 : 80;
     if (!portText.empty()) {
         auto [end, ec] = std::from_chars(portText.data(), portText.data() + portText.size(), port);
         if (ec != std::errc{} || end != portText.data() + portText.size() || port == 0 || port > 65535)
@@ -179,6 +184,8 @@ std::shared_ptr<const Upstream> parseUpstream(std::string_view url, std::string*
 
     auto up = std::make_shared<Upstream>();
     up->url = std::string(url);
+    up->tls = tls;
+    up->peerName = tls ? std::string(peerName) : std::string();
     up->host = host == "localhost" ? "127.0.0.1" : std::string(host);
     up->port = static_cast<uint16_t>(port);
     up->pathPrefix = std::string(path);
@@ -201,7 +208,10 @@ std::shared_ptr<const Upstream> parseUpstream(std::string_view url, std::string*
     // What the backend would write in an absolute Location pointing at itself.
     std::string shownHost(host);
     if (host.find(':') != std::string_view::npos) shownHost = "[" + shownHost + "]";
-    up->origin = "http://" + shownHost + (portText.empty() ? "" : ":" + std::string(portText));
+    up->origin =
+        (tls ? "https://" : "http://") + shownHost + (portText.empty() ? "" : ":" + std::string(portText));
+    // A connection verified for one user is never reused for another.
+    if (tls) up->poolKey = "https:" + up->peerName + "@" + up->poolKey;
     return up;
 }
 

@@ -21,20 +21,25 @@
 namespace hubd::proxy {
 
 // A backend: http://HOST:PORT[/PATH], HOST an IP literal or "localhost"
-// (no DNS: a lookup would block the loop).
+// (no DNS: a lookup would block the loop); or https:// for internal TLS,
+// where the backend's certificate must name `peerName` (http/tls_client.h).
 struct Upstream {
-    std::string url;     // as given
-    std::string origin;  // "http://127.0.0.1:8888" (what Location rewriting compares against)
-    std::string host;    // "127.0.0.1"
+    std::string url;       // as given
+    std::string origin;    // "http://127.0.0.1:8888" (what Location rewriting compares against)
+    bool tls = false;      // https: internal TLS (Proxy's upstream TLS context)
+    std::string peerName;  // https: the CN the backend's certificate must carry (the user)
+    std::string host;      // "127.0.0.1"
     uint16_t port = 0;
     std::string pathPrefix;  // "" or "/base" (no trailing slash), prepended to the request target
     sockaddr_storage address{};
     socklen_t addressLength = 0;
-    std::string poolKey;  // "127.0.0.1:8888": backend connections are pooled per key
+    std::string poolKey;  // "127.0.0.1:8888" or "https:alice@127.0.0.1:8888": pooled per key
 };
 
 // nullptr and an error sentence if the URL is not one hubd can proxy to.
-std::shared_ptr<const Upstream> parseUpstream(std::string_view url, std::string* error = nullptr);
+// https:// needs `peerName` (who the backend's certificate must name).
+std::shared_ptr<const Upstream> parseUpstream(std::string_view url, std::string* error = nullptr,
+                                              std::string_view peerName = {});
 
 class RouteTable {
 public:
@@ -50,7 +55,8 @@ public:
 
     // Adds or replaces a route; takes effect for the next request head.
     // false (and *error) if the target URL is not usable.
-    bool add(std::string_view prefix, std::string_view targetUrl, std::string* error = nullptr);
+    bool add(std::string_view prefix, std::string_view targetUrl, std::string* error = nullptr,
+             std::string_view peerName = {});
     bool remove(std::string_view prefix);  // false if there was no such route
     // O(segments of path).
     std::optional<Match> lookup(std::string_view path) const;

@@ -16,20 +16,21 @@ UpstreamPool::~UpstreamPool() {
             if (entry.timer != 0) loop_.cancelTimer(entry.timer);
 }
 
-http::WatchedFd UpstreamPool::take(const std::string& key) {
+BackendConnection UpstreamPool::take(const std::string& key) {
     auto found = idle_.find(key);
     if (found == idle_.end() || found->second.empty()) return {};
     Idle& entry = found->second.front();
     if (entry.timer != 0) loop_.cancelTimer(entry.timer);
-    http::WatchedFd socket = std::move(entry.socket);
+    BackendConnection connection = std::move(entry.connection);
     found->second.pop_front();
     --idleTotal_;
     ++reused_;
-    socket.watch(socket.events(), [](uint32_t) {});  // the old callback refers to the list entry just erased
-    return socket;
+    // The old callback refers to the list entry just erased.
+    connection.socket.watch(connection.socket.events(), [](uint32_t) {});
+    return connection;
 }
 
-void UpstreamPool::give(const std::string& key, http::WatchedFd connection) {
+void UpstreamPool::give(const std::string& key, BackendConnection connection) {
     if (maxIdlePerBackend_ == 0) return;  // closes it
     List& list = idle_[key];
     if (list.size() >= maxIdlePerBackend_) drop(key, std::prev(list.end()));  // the least recently used
@@ -39,7 +40,8 @@ void UpstreamPool::give(const std::string& key, http::WatchedFd connection) {
     // The iterator stays valid until this entry is erased, which cancels both.
     // Same interest set as an exchange's backend (proxy.cpp kBackendIdleEvents):
     // moving a connection in and out of the pool costs no epoll_ctl.
-    it->socket.watch(EPOLLIN | EPOLLRDHUP, [this, key, it](uint32_t) { drop(key, it); });
+    // TLS: a record arriving while idle (a close_notify) is a close too.
+    it->connection.socket.watch(EPOLLIN | EPOLLRDHUP, [this, key, it](uint32_t) { drop(key, it); });
     it->timer = loop_.addTimer(idleTimeout_, [this, key, it] {
         it->timer = 0;
         drop(key, it);

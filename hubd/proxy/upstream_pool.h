@@ -9,8 +9,16 @@
 #include <unordered_map>
 
 #include "http/event_loop.h"
+#include "http/transport.h"
 
 namespace hubd::proxy {
+
+// A backend connection: the socket and, for internal TLS, its session.
+struct BackendConnection {
+    http::WatchedFd socket;
+    http::Transport transport;
+    explicit operator bool() const noexcept { return static_cast<bool>(socket); }
+};
 
 class UpstreamPool {
 public:
@@ -21,18 +29,18 @@ public:
 
     // The most recently used idle connection to `key`, or an empty one. The
     // caller must watch() it with its own callback before the loop runs.
-    http::WatchedFd take(const std::string& key);
+    BackendConnection take(const std::string& key);
     // Keeps a connection that just finished a response cleanly. One that
     // becomes readable while idle (the backend closed it, or sent bytes
     // nobody asked for) or idles past the timeout is closed.
-    void give(const std::string& key, http::WatchedFd connection);
+    void give(const std::string& key, BackendConnection connection);
 
     size_t idleCount() const { return idleTotal_; }
     size_t reusedCount() const { return reused_; }  // connections handed out again (tests, stats)
 
 private:
     struct Idle {
-        http::WatchedFd socket;
+        BackendConnection connection;
         http::EventLoop::TimerId timer = 0;
     };
     using List = std::list<Idle>;

@@ -15,7 +15,7 @@
 namespace hubproto {
 namespace {
 
-enum class Kind : uint8_t { U8, U32, U64, Profile, ServerName, Text, Bytes, Env };
+enum class Kind : uint8_t { U8, U32, U64, Profile, ServerName, Text, Bytes, Env, Pem };
 
 struct FieldSpec {
     Tag tag;
@@ -28,7 +28,7 @@ struct FieldSpec {
 struct MsgSpec {
     MsgType type;
     std::string_view name;
-    std::array<FieldSpec, 6> fields;
+    std::array<FieldSpec, 7> fields;
     size_t count;
 };
 
@@ -41,7 +41,9 @@ constexpr FieldSpec kNone{Tag::Version, Kind::U8, false};
 constexpr std::array<MsgSpec, 14> kSpecs{{
     {MsgType::Hello, "HELLO", {F(Tag::Version, Kind::U32, true)}, 1},
     {MsgType::Spawn, "SPAWN", {F(Tag::Profile, Kind::Profile, true), F(Tag::Port, Kind::U32, true),
-                               F(Tag::ServerName, Kind::ServerName, false), F(Tag::Env, Kind::Env, false)}, 4},
+                               F(Tag::ServerName, Kind::ServerName, false), F(Tag::Env, Kind::Env, false),
+                               F(Tag::TlsKey, Kind::Pem, false), F(Tag::TlsCert, Kind::Pem, false),
+                               F(Tag::TlsCa, Kind::Pem, false)}, 7},
     {MsgType::Attach, "ATTACH", {F(Tag::Pid, Kind::U32, true), F(Tag::StartTime, Kind::U64, true),
                                  F(Tag::ServerName, Kind::ServerName, false)}, 3},
     {MsgType::Stop, "STOP", {F(Tag::GraceMs, Kind::U32, false)}, 1},
@@ -125,6 +127,15 @@ bool readValue(WireReader& r, const FieldSpec& spec, uint32_t len, Fields& f) {
             f.str[i].assign(b.begin(), b.end());
             return true;
         }
+        case Kind::Pem: {
+            // Not getString: PEM needs its newlines. Same bounds discipline.
+            std::span<const uint8_t> b;
+            if (len > kMaxPem) return r.fail("PEM value longer than " + std::to_string(kMaxPem) + " bytes");
+            if (!r.getBytes(len, b)) return false;
+            f.str[i].assign(b.begin(), b.end());
+            return validPem(f.str[i]) ||
+                   r.fail("PEM value must be -----BEGIN ... -----END ... in printable ASCII and newlines");
+        }
         case Kind::Env: {
             std::string kv;
             if (!r.getString(len, kMaxName + 1 + kMaxText, kv)) return false;
@@ -164,6 +175,8 @@ std::string checkRanges(MsgType type, const Fields& f) {
     if (envTotal > kMaxEnvTotal) return "environment larger than " + std::to_string(kMaxEnvTotal) + " bytes";
     if ((type == MsgType::Exited || type == MsgType::Stopped) && f.has(Tag::ExitCode) == f.has(Tag::Signal))
         return "exactly one of exit_code and signal is required";
+    if (f.has(Tag::TlsKey) != f.has(Tag::TlsCert) || f.has(Tag::TlsCert) != f.has(Tag::TlsCa))
+        return "tls_key, tls_cert and tls_ca must be sent together";
     return {};
 }
 
@@ -174,7 +187,8 @@ Message build(MsgType type, Fields& f) {
         case MsgType::Hello:
             return Hello{u32(Tag::Version)};
         case MsgType::Spawn:
-            return Spawn{take(Tag::Profile), u32(Tag::Port), take(Tag::ServerName), std::move(f.env)};
+            return Spawn{take(Tag::Profile), u32(Tag::Port),     take(Tag::ServerName), std::move(f.env),
+                         take(Tag::TlsKey),  take(Tag::TlsCert), take(Tag::TlsCa)};
         case MsgType::Attach:
             return Attach{u32(Tag::Pid), f.n(Tag::StartTime), take(Tag::ServerName)};
         case MsgType::Stop:
@@ -266,6 +280,10 @@ void encodeFields(const Message& m, Writer& w) {
                        w.u32(Tag::Port, x.port);
                        w.optServer(x.serverName);
                        for (const auto& e : x.env) w.str(Tag::Env, e.name + "=" + e.value);
+                       // All or none: a partial set fails the self-check in encode().
+                       if (!x.tlsKey.empty()) w.str(Tag::TlsKey, x.tlsKey);
+                       if (!x.tlsCert.empty()) w.str(Tag::TlsCert, x.tlsCert);
+                       if (!x.tlsCa.empty()) w.str(Tag::TlsCa, x.tlsCa);
                    },
                    [&](const Attach& x) {
                        w.u32(Tag::Pid, x.pid);
@@ -387,6 +405,12 @@ bool WireReader::expectEnd() {
 
 bool validText(std::string_view s, size_t maxLen) {
     return s.size() <= maxLen && std::all_of(s.begin(), s.end(), isText);
+}
+
+bool validPem(std::string_view s) {
+    return s.size() <= kMaxPem && s.starts_with("-----BEGIN ") &&
+           s.find("-----END ") != std::string_view::npos &&
+           std::all_of(s.begin(), s.end(), [](char c) { return c == '\n' || (c >= 0x20 && c <= 0x7e); });
 }
 
 bool validProfileName(std::string_view s) {

@@ -37,6 +37,7 @@ inline constexpr size_t kMaxEnvTotal = 32 * 1024;    // sum of env field lengths
 inline constexpr size_t kMaxLogData = 48 * 1024;     // LOG data / EXITED tail, bytes
 inline constexpr uint32_t kMaxLogLines = 1000;       // READ_LOG lines
 inline constexpr uint32_t kMaxGraceMs = 300 * 1000;  // STOP grace_ms
+inline constexpr size_t kMaxPem = 8 * 1024;          // one PEM value (internal TLS key, cert, CA)
 
 // Message types. Requests (hub -> helper) have the high bit clear, replies and
 // events (helper -> hub) have it set. Values are wire constants: never renumber.
@@ -92,9 +93,13 @@ enum class Tag : uint8_t {
     Running = 19,        // u8 0/1
     Code = 20,           // u32 ErrorCode
     Message = 21,        // text
+    TlsKey = 22,         // PEM: the server's private key (internal TLS)
+    TlsCert = 23,        // PEM: the server's certificate
+    TlsCa = 24,          // PEM: the CA whose client certificates the server accepts (the hub's)
 };
 static_assert(static_cast<uint8_t>(Tag::Version) == 1 && static_cast<uint8_t>(Tag::Message) == 21);
-inline constexpr uint8_t kMaxTag = 21;
+static_assert(static_cast<uint8_t>(Tag::TlsKey) == 22 && static_cast<uint8_t>(Tag::TlsCa) == 24);
+inline constexpr uint8_t kMaxTag = 24;
 
 // ERROR codes double as the helper's exit statuses (docs/protocol.md).
 enum class ErrorCode : uint8_t {
@@ -134,6 +139,10 @@ struct Spawn {
     uint32_t port = 0;
     std::string serverName;  // optional on the wire, "" = default server
     std::vector<EnvVar> env;
+    // Internal TLS (JupyterHub.internal_ssl): all three or none. The helper
+    // writes them to files only the user can read; they never enter argv,
+    // the environment or a log.
+    std::string tlsKey{}, tlsCert{}, tlsCa{};  // {}: older aggregate initialisers stay complete
     bool operator==(const Spawn&) const = default;
 };
 struct Attach {
@@ -260,5 +269,7 @@ bool validProfileName(std::string_view s);
 bool validServerName(std::string_view s);
 bool validEnvName(std::string_view s);
 bool validText(std::string_view s, size_t maxLen);
+// PEM text: "-----BEGIN " ... "-----END ", printable ASCII and LF only, at most kMaxPem.
+bool validPem(std::string_view s);
 
 }  // namespace hubproto

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
 // Turns parsed assignments into Settings with JupyterHub's class and URL rules; --help-all text.
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -10,6 +12,7 @@
 
 #include "hubcore/cidr.h"
 #include "hubcore/config.h"
+#include "hubcore/subdomain.h"
 
 namespace hub {
 namespace {
@@ -504,6 +507,21 @@ void createSystemUsers(const Apply& x, const PyValue& v) {
     x.st.s.createSystemUsers = false;
 }
 
+void subdomainHost(const Apply& x, const PyValue& v) {
+    if (v.str.empty()) {
+        x.st.s.subdomainHost.clear();
+        return;
+    }
+    std::string why;
+    auto host = parseSubdomainHost(v.str, why);
+    if (!host) {
+        x.error(fmt::format("{} {} cannot be used: {}; set it like 'https://hub.example.org'", x.name,
+                            shortRepr(v), why));
+        return;
+    }
+    x.st.s.subdomainHost = host->hubOrigin();
+}
+
 void trustedDownstreamIps(const Apply& x, const PyValue& v) {
     auto items = x.strings(v, x.name, true);
     if (!items) return;
@@ -548,6 +566,16 @@ void sudospawnerPath(const Apply& x, const PyValue& v) {
         return;
     }
     x.st.s.sudospawnerPath = v.str;
+}
+
+// JupyterHub.trusted_alt_names and Spawner.ssl_alt_names: "DNS:..." / "IP:...".
+void altNames(const Apply& x, const PyValue& v) {
+    auto items = x.strings(v, x.name, true);
+    if (!items) return;
+    for (const auto& n : *items)
+        if (std::string why = checkAltName(n); !why.empty())
+            return x.error(fmt::format("{}: {}", x.name, why));
+    (x.name.ends_with("trusted_alt_names") ? x.st.s.trustedAltNames : x.st.s.sslAltNames) = std::move(*items);
 }
 
 #define SETTER(field, expr) [](const Apply& x, const PyValue& v) { x.st.s.field = (expr); }
@@ -637,6 +665,15 @@ const std::map<std::string_view, Handler>& handlers() {
         {"JupyterHub.ssl_cert", SETTER(sslCert, v.str)},
         {"JupyterHub.ssl_ocsp_response", SETTER(sslOcspResponse, v.str)},
         {"JupyterHub.ssl_allow_world_readable_key", SETTER(sslAllowWorldReadableKey, v.boolean)},
+        {"JupyterHub.internal_ssl", SETTER(internalSsl, v.boolean)},
+        {"JupyterHub.internal_certs_location",
+         [](const Apply& x, const PyValue& v) {
+             if (v.str.empty())
+                 x.error(fmt::format("{} must name a directory", x.name));
+             else
+                 x.st.s.internalCertsLocation = v.str;
+         }},
+        {"JupyterHub.trusted_alt_names", altNames},
         {"JupyterHub.redirect_http_port",
          [](const Apply& x, const PyValue& v) {
              if (v.integer == 0)
@@ -647,6 +684,7 @@ const std::map<std::string_view, Handler>& handlers() {
         {"JupyterHub.log_level", logLevel},
         {"JupyterHub.shutdown_on_logout", SETTER(shutdownOnLogout, v.boolean)},
         {"JupyterHub.trusted_downstream_ips", trustedDownstreamIps},
+        {"JupyterHub.subdomain_host", subdomainHost},
         {"Authenticator.allowed_users", STRINGS(allowedUsers, true)},
         {"Authenticator.blocked_users", STRINGS(blockedUsers, true)},
         {"Authenticator.admin_users", STRINGS(adminUsers, true)},
@@ -668,6 +706,7 @@ const std::map<std::string_view, Handler>& handlers() {
         {"PAMAuthenticator.open_sessions", SETTER(pamOpenSessions, v.boolean)},
         {"PAMAuthenticator.check_account", SETTER(pamCheckAccount, v.boolean)},
         {"PAMAuthenticator.encoding", SETTER(pamEncoding, v.str)},
+        {"PAMAuthenticator.conversation_timeout", POSITIVE_INT(pamConversationTimeout)},
         {"DummyAuthenticator.password", SETTER(dummyPassword, v.str)},
         {"Spawner.cmd", spawnerCmd},
         {"Spawner.args", STRINGS(spawnerArgs, false)},
@@ -678,6 +717,7 @@ const std::map<std::string_view, Handler>& handlers() {
         {"Spawner.default_url", SETTER(defaultUrl, v.str)},
         {"Spawner.disable_user_config", SETTER(disableUserConfig, v.boolean)},
         {"Spawner.debug", SETTER(spawnerDebug, v.boolean)},
+        {"Spawner.ssl_alt_names", altNames},
         {"SudoSpawner.sudospawner_path", sudospawnerPath},
         {"SudoSpawner.profile",
          [](const Apply& x, const PyValue& v) {
@@ -1021,8 +1061,32 @@ private:
                 at("JupyterHub.hub_bind_url", Severity::Warning,
                    "JupyterHub.hub_bind_url and JupyterHub.hub_ip/hub_port are all set: hub_ip and "
                    "hub_port override parts of hub_bind_url; prefer hub_bind_url alone"));
+        // Internal TLS: as JupyterHub, the hub API speaks https (hubd/internal_tls.h).
+        if (s.internalSsl) {
+            hub.scheme = "https";
+            if (s.hubConnectUrl.rfind("http://", 0) == 0)
+                diags_.push_back(at("JupyterHub.hub_connect_url", Severity::Error,
+                                    "JupyterHub.internal_ssl makes the hub API https, but "
+                                    "JupyterHub.hub_connect_url is http://: write it with https://"));
+            if (hub.host == bind.host && hub.port == bind.port)
+                diags_.push_back(at("JupyterHub.hub_bind_url", Severity::Error,
+                                    "JupyterHub.internal_ssl needs the hub API on its own listener, but "
+                                    "hub_bind_url is bind_url: give it another port (the default is "
+                                    "http://127.0.0.1:8081)"));
+        } else if (hub.scheme == "https") {
+            diags_.push_back(
+                at("JupyterHub.hub_bind_url", Severity::Error,
+                   "JupyterHub.hub_bind_url uses https, which needs JupyterHub.internal_ssl = True "
+                   "(hubd makes the certificates): set it, or use http://"));
+        }
         s.hubBindUrl = hub.origin();
 
+        if (s.subdomainHost.rfind("http://", 0) == 0)
+            diags_.push_back(
+                at("JupyterHub.subdomain_host", Severity::Warning,
+                   "JupyterHub.subdomain_host uses http: users' servers cannot read the hub's cookies, but "
+                   "without TLS they can plant cookies on the hub's host (the __Host- cookie prefix needs "
+                   "https); use https with a wildcard certificate (docs/security-model.md)"));
         if (s.apiPageDefaultLimit > s.apiPageMaxLimit)
             diags_.push_back(at("JupyterHub.api_page_default_limit", Severity::Error,
                                 fmt::format("JupyterHub.api_page_default_limit ({}) must not exceed "
@@ -1050,6 +1114,25 @@ bool LoadResult::ok() const {
 LoadResult loadSettings(const std::optional<std::string>& configFile,
                         const std::vector<std::string>& overrides) {
     return Loader().run(configFile, overrides);
+}
+
+std::string checkAltName(std::string_view name) {
+    if (name.starts_with("IP:")) {
+        std::string ip(name.substr(3));
+        unsigned char buf[16];
+        if (::inet_pton(AF_INET, ip.c_str(), buf) == 1 || ::inet_pton(AF_INET6, ip.c_str(), buf) == 1)
+            return {};
+        return fmt::format("'{}' is not an IP address (write IP:10.0.0.5 or IP:::1)", ip);
+    }
+    if (name.starts_with("DNS:")) {
+        std::string_view host = name.substr(4);
+        bool ok = !host.empty() && host.size() <= 253 && std::all_of(host.begin(), host.end(), [](char c) {
+            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                   c == '.' || c == '*';
+        });
+        return ok ? std::string() : fmt::format("'{}' is not a DNS name", host);
+    }
+    return fmt::format("'{}' must start with DNS: or IP: (e.g. DNS:hub.example.org, IP:10.0.0.5)", name);
 }
 
 std::string helpAllText() {

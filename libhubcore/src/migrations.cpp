@@ -138,6 +138,11 @@ CREATE INDEX ix_user_group_map_group_id ON user_group_map (group_id);
 -- JupyterHub creates this client at startup; ordinary tokens reference it.
 INSERT INTO oauth_clients (identifier, description) VALUES ('jupyterhub', 'JupyterHub');
 )sql",
+    // v2: group properties (JupyterHub 4.0's PUT /api/groups/:name/properties),
+    // a JSON object kept as text.
+    R"sql(
+ALTER TABLE groups ADD COLUMN properties TEXT NOT NULL DEFAULT '{}';
+)sql",
 };
 
 constexpr int kLatestVersion = int(std::size(kMigrations));

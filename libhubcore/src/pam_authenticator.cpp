@@ -5,6 +5,13 @@
 // the hub user is in the `shadow` group (seeds/001). PAM sessions are off by
 // default (PAMAuthenticator.open_sessions = False since JupyterHub 2.2):
 // most session modules (pam_loginuid, pam_limits) need root and fail here.
+//
+// The conversation: non-interactive calls answer every password prompt with
+// the password, as JupyterHub does (#1469). Interactive ones (the login page)
+// answer only the first password prompt from the form and relay every
+// further prompt, and the info and error messages, to a LoginDialog, so a
+// second factor (pam_oath) or pam_faillock's "account is locked" reach the
+// user. Every message is bounded and made printable here.
 #include <fmt/format.h>
 #include <security/pam_appl.h>
 
@@ -12,8 +19,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <utility>
 
 #include "hubcore/auth.h"
+#include "hubcore/log.h"
 #include "hubcore/username.h"
 
 namespace hub {
@@ -40,53 +49,129 @@ struct ConversationData {
     const std::string* username;
     const std::string* password;
     std::vector<std::string>* notes;
+    // Interactive sign-in: the form's password answers the first password
+    // prompt and every further prompt goes to the dialog. Without a dialog
+    // every password prompt gets the password, as in JupyterHub.
+    LoginDialog* dialog = nullptr;
+    bool passwordGiven = false;
+    std::vector<LoginMessage>* unshown = nullptr;  // messages the user has not seen yet
 };
 
-void freeResponses(pam_response* responses, int count) {
-    if (!responses) return;
-    for (int i = 0; i < count; ++i) {
-        if (responses[i].resp) {
-            // Wipe the password copy before handing the memory back.
-            explicit_bzero(responses[i].resp, std::strlen(responses[i].resp));
-            std::free(responses[i].resp);
+// Owns the responses array until PAM takes it (PAM frees it with free():
+// hence calloc/strdup).
+class Responses {
+public:
+    explicit Responses(int count)
+        : count_(count),
+          items_(static_cast<pam_response*>(std::calloc(static_cast<size_t>(count), sizeof(pam_response)))) {}
+    Responses(const Responses&) = delete;
+    Responses& operator=(const Responses&) = delete;
+    ~Responses() {
+        if (!items_) return;
+        for (int i = 0; i < count_; ++i) {
+            if (items_[i].resp) {
+                // Wipe the password copy before handing the memory back.
+                explicit_bzero(items_[i].resp, std::strlen(items_[i].resp));
+                std::free(items_[i].resp);
+            }
         }
+        std::free(items_);
     }
-    std::free(responses);
+    explicit operator bool() const { return items_ != nullptr; }
+    bool set(int i, const std::string& text) {
+        items_[i].resp = strdup(text.c_str());
+        return items_[i].resp != nullptr;
+    }
+    pam_response* release() { return std::exchange(items_, nullptr); }
+
+private:
+    int count_;
+    pam_response* items_;
+};
+
+void wipe(std::string& s) {
+    explicit_bzero(s.data(), s.size());
+    s.clear();
 }
 
-// PAM owns and frees the responses on success, with free(): hence calloc/strdup.
+LoginMessage shownMessage(LoginMessage::Kind kind, const char* text) {
+    std::string shown = safe(text ? text : "", kMaxLoginMessage);
+    while (!shown.empty() && shown.back() == ' ') shown.pop_back();
+    return LoginMessage{kind, std::move(shown)};
+}
+
+// Sends the prompts among `data.unshown` to the dialog and writes the
+// answers into `responses` at `promptIndex`. PAM_CONV_ERR if the user went
+// away or the answers do not fit.
+int askDialog(ConversationData& data, const std::vector<int>& promptIndex, Responses& responses) {
+    auto answers = data.dialog->ask(*data.unshown);
+    data.unshown->clear();
+    if (!answers || answers->size() != promptIndex.size()) return PAM_CONV_ERR;
+    int rc = PAM_SUCCESS;
+    for (size_t k = 0; k < promptIndex.size(); ++k) {
+        std::string& answer = (*answers)[k];
+        if (rc == PAM_SUCCESS && (answer.size() > kMaxLoginAnswer || answer.find('\0') != std::string::npos))
+            rc = PAM_CONV_ERR;
+        if (rc == PAM_SUCCESS && !responses.set(promptIndex[k], answer)) rc = PAM_BUF_ERR;
+        wipe(answer);
+    }
+    return rc;
+}
+
 int converse(int count, const struct pam_message** messages, struct pam_response** out, void* appdata) {
     if (count <= 0 || count > PAM_MAX_NUM_MSG || !messages || !out || !appdata) return PAM_CONV_ERR;
     auto* data = static_cast<ConversationData*>(appdata);
-    auto* responses =
-        static_cast<pam_response*>(std::calloc(static_cast<size_t>(count), sizeof(pam_response)));
+    Responses responses(count);
     if (!responses) return PAM_BUF_ERR;
+    std::vector<int> promptIndex;  // the prompts this call sends to the dialog
     for (int i = 0; i < count; ++i) {
         const pam_message* m = messages[i];
         switch (m->msg_style) {
             case PAM_PROMPT_ECHO_OFF:
-                responses[i].resp = strdup(data->password->c_str());
+                if (!data->dialog || !data->passwordGiven) {
+                    data->passwordGiven = true;
+                    if (!responses.set(i, *data->password)) return PAM_BUF_ERR;
+                } else {
+                    if (promptIndex.size() == kMaxLoginPromptsPerStep) return PAM_CONV_ERR;
+                    promptIndex.push_back(i);
+                    data->unshown->push_back(shownMessage(LoginMessage::Kind::SecretPrompt, m->msg));
+                }
                 break;
             case PAM_PROMPT_ECHO_ON:
-                responses[i].resp = strdup(data->username->c_str());
+                // Only asked for the user name when PAM_USER is unset, which
+                // hubd never leaves it; anything else is a real question.
+                if (!data->dialog) {
+                    if (!responses.set(i, *data->username)) return PAM_BUF_ERR;
+                } else {
+                    if (promptIndex.size() == kMaxLoginPromptsPerStep) return PAM_CONV_ERR;
+                    promptIndex.push_back(i);
+                    data->unshown->push_back(shownMessage(LoginMessage::Kind::Prompt, m->msg));
+                }
                 break;
             case PAM_ERROR_MSG:
-            case PAM_TEXT_INFO:
+            case PAM_TEXT_INFO: {
+                const bool error = m->msg_style == PAM_ERROR_MSG;
                 if (data->notes->size() < kMaxNotes)
-                    data->notes->push_back(fmt::format(
-                        "PAM {}: {}", m->msg_style == PAM_ERROR_MSG ? "error" : "info", logSafe(m->msg)));
-                continue;
+                    data->notes->push_back(
+                        fmt::format("PAM {}: {}", error ? "error" : "info", logSafe(m->msg)));
+                if (data->unshown) {
+                    auto shownSoFar = std::count_if(data->unshown->begin(), data->unshown->end(),
+                                                    [](const LoginMessage& x) { return !x.isPrompt(); });
+                    if (static_cast<size_t>(shownSoFar) < kMaxLoginMessagesPerStep)
+                        data->unshown->push_back(shownMessage(
+                            error ? LoginMessage::Kind::Error : LoginMessage::Kind::Info, m->msg));
+                }
+                break;
+            }
             default:
                 // Binary prompts and the like: we cannot answer, so fail rather than guess.
-                freeResponses(responses, count);
                 return PAM_CONV_ERR;
         }
-        if (!responses[i].resp) {
-            freeResponses(responses, count);
-            return PAM_BUF_ERR;
-        }
     }
-    *out = responses;
+    if (!promptIndex.empty()) {
+        if (int rc = askDialog(*data, promptIndex, responses); rc != PAM_SUCCESS) return rc;
+    }
+    *out = responses.release();
     return PAM_SUCCESS;
 }
 
@@ -126,6 +211,16 @@ public:
     std::string className() const override { return "jupyterhub.auth.PAMAuthenticator"; }
 
     AuthResult authenticate(const std::string& username, const std::string& password) override {
+        return run(username, password, nullptr);
+    }
+
+    AuthResult authenticateInteractive(const std::string& username, const std::string& password,
+                                       LoginDialog& dialog) override {
+        return run(username, password, &dialog);
+    }
+
+private:
+    AuthResult run(const std::string& username, const std::string& password, LoginDialog* dialog) const {
         AuthResult result;
         auto name = normalizeLoginName(settings_, username, result.failureReason);
         if (!name) return result;
@@ -135,7 +230,7 @@ public:
             result.failureReason = "password rejected before PAM (empty, too long or contains NUL)";
             return result;
         }
-        if (!runPam(*name, password, result)) return result;
+        if (!runPam(*name, password, dialog, result)) return result;
 
         result.groups = unixGroupsOf(*name);
         if (!settings_.adminGroups.empty())
@@ -148,11 +243,12 @@ public:
         return result;
     }
 
-private:
     // The name given to PAM is the normalised one, so the account PAM checked
     // is the account the hub (and sudospawner) will act for.
-    bool runPam(const std::string& name, const std::string& password, AuthResult& result) const {
-        ConversationData data{&name, &password, &result.logNotes};
+    bool runPam(const std::string& name, const std::string& password, LoginDialog* dialog,
+                AuthResult& result) const {
+        ConversationData data{&name,  &password, &result.logNotes,
+                              dialog, false,     dialog ? &result.messages : nullptr};
         const pam_conv conv{converse, &data};
         PamHandle pam(settings_.pamService, name, &conv);
         if (!pam.ok()) {

@@ -836,11 +836,12 @@ std::vector<GroupRecord> Store::allGroups() {
                            "SELECT m.group_id, r.name FROM group_role_map m JOIN roles r ON r.id = m.role_id "
                            "ORDER BY r.name");
     std::vector<GroupRecord> out;
-    auto q = impl_->query("SELECT id, name FROM groups ORDER BY id");
+    auto q = impl_->query("SELECT id, name, properties FROM groups ORDER BY id");
     while (q.next()) {
         GroupRecord g;
         g.id = q.i64(0);
         g.name = q.text(1);
+        g.properties = q.text(2);
         g.users = take(users, g.id);
         g.roles = take(roles, g.id);
         out.push_back(std::move(g));
@@ -877,6 +878,10 @@ void Store::setGroupMembers(int64_t groupId, const std::vector<int64_t>& userIds
             if (rc != SQLITE_DONE) throwSqlite(db_, "set group members");
         }
     });
+}
+
+void Store::setGroupProperties(int64_t groupId, std::string_view propertiesJson) {
+    impl_->query("UPDATE groups SET properties = ?1 WHERE id = ?2").bind(propertiesJson, groupId).run();
 }
 
 // ---- tokens ----------------------------------------------------------------

@@ -86,13 +86,18 @@ std::vector<TraitInfo> buildCatalogue() {
     add("JupyterHub.redirect_http_port", "Int", "0",
         "hubd: also listen for plain HTTP on this port (same address as bind_url) and redirect every "
         "request to https; 0 means no such listener.");
-    later("JupyterHub.internal_ssl", "Bool", "False",
-          "Encrypt connections between the hub and single-user servers.");
-    later("JupyterHub.internal_certs_location", "Unicode", "'internal-ssl'",
-          "Directory of the certificates internal_ssl creates.");
-    later("JupyterHub.trusted_alt_names", "List", "[]", "Extra names in the internal_ssl certificates.");
-    later("JupyterHub.subdomain_host", "Unicode", "''",
-          "Serve each user on their own subdomain of this host.");
+    add("JupyterHub.internal_ssl", "Bool", "False",
+        "Mutually authenticated TLS between hubd and single-user servers: the hub API (hub_bind_url) "
+        "becomes https, each server gets its own certificate and accepts only hubd as a client.");
+    add("JupyterHub.internal_certs_location", "Unicode", "'internal-ssl'",
+        "Directory (mode 700, relative to the working directory unless absolute) of the two internal CAs "
+        "internal_ssl creates on first start and reuses.");
+    add("JupyterHub.trusted_alt_names", "List", "[]",
+        "Extra subject alternative names ('DNS:name' or 'IP:address') in hubd's internal certificate, e.g. "
+        "the host of hub_connect_url.");
+    add("JupyterHub.subdomain_host", "Unicode", "''",
+        "Serve each user's server on <user>.<host> ('https://hub.example.org[:port]'); needs wildcard DNS "
+        "and, with TLS, a wildcard certificate (docs/config.md).");
     add("JupyterHub.audit_log", "Unicode", "'syslog'",
         "hubd: where the audit log goes (logins, admin actions, spawns, stops, token creation and use): "
         "'syslog' (facility authpriv), an absolute file path (appended, mode 0600, reopened on SIGHUP), "
@@ -184,6 +189,9 @@ std::vector<TraitInfo> buildCatalogue() {
     add("PAMAuthenticator.check_account", "Bool", "True", "Check the PAM account (expiry, access) at login.");
     add("PAMAuthenticator.encoding", "Unicode", "'utf8'",
         "Encoding of usernames and passwords passed to PAM.");
+    add("PAMAuthenticator.conversation_timeout", "Int", "120",
+        "hubd: seconds a sign-in waits for the answer to a further PAM prompt (a one-time code) before "
+        "PAM is told the user went away; see docs/security-model.md.");
     later("PAMAuthenticator.pam_normalize_username", "Bool", "False",
           "Normalise usernames through PAM and the user database.");
     notNeeded("PAMAuthenticator.executor_threads", "Int", "4", "Threads for blocking PAM calls.",
@@ -216,7 +224,9 @@ std::vector<TraitInfo> buildCatalogue() {
     later("Spawner.port", "Int", "0", "The port single-user servers listen on (0: random).");
     later("Spawner.consecutive_failure_limit", "Int", "0",
           "Stop the hub after this many failed starts (0: never).");
-    later("Spawner.ssl_alt_names", "List", "[]", "Extra names in the server's internal_ssl certificate.");
+    add("Spawner.ssl_alt_names", "List", "[]",
+        "Extra subject alternative names ('DNS:name' or 'IP:address') in each server's internal_ssl "
+        "certificate.");
     notNeeded("Spawner.options_form", "Any", "''", "HTML form for spawn options.",
               "hubd offers no spawn options");
     notNeeded("Spawner.pre_spawn_hook", "Any", "None", "Python callable run before a server starts.",

@@ -22,7 +22,7 @@ c.PAMAuthenticator.admin_groups = {'wheel'}
 # 000, 002: DummyAuthenticator for testing (no effect while PAM is active)
 c.DummyAuthenticator.password = "some_password"
 
-# 000, 002, 004: TLS (not yet supported by hubd, issue 5; the last value stays)
+# 000, 002, 004: TLS (the last value stays)
 c.JupyterHub.ssl_key = '/path/to/my.key'
 c.JupyterHub.ssl_cert = '/path/to/my.cert'
 c.JupyterHub.ssl_key = '/etc/letsencrypt/live/{mydomain.tld}/privkey.pem'

@@ -159,7 +159,8 @@ class Client:
         self.host = u.hostname
         self.port = u.port or 80
         self.timeout = timeout
-        self.cookies = {}  # name -> (value, path)
+        self.cookies = {}  # name -> (value, path) of the latest cookie of that name
+        self.jar = {}  # (name, path) -> value: what a browser keeps (and sends)
         self.set_cookies = []
 
     def connection(self):
@@ -167,7 +168,10 @@ class Client:
         return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
 
     def _cookie_header(self, path):
-        pairs = [f"{n}={v}" for n, (v, p) in self.cookies.items() if path.startswith(p)]
+        # Longer paths first, as browsers order them.
+        matching = sorted(((n, p, v) for (n, p), v in self.jar.items() if path.startswith(p)),
+                          key=lambda e: -len(e[1]))
+        pairs = [f"{n}={v}" for n, _, v in matching]
         return "; ".join(pairs)
 
     def _store_cookies(self, raw_list):
@@ -187,13 +191,49 @@ class Client:
                     expired = parsedate_to_datetime(attrs["expires"]).timestamp() < time.time()
                 except (TypeError, ValueError):
                     pass
+            cookie_path = attrs.get("path", "/") or "/"
             if expired or value == "":
+                self.jar.pop((name, cookie_path), None)
                 self.cookies.pop(name, None)
             else:
-                self.cookies[name] = (value, attrs.get("path", "/") or "/")
+                self.jar[(name, cookie_path)] = value
+                self.cookies[name] = (value, cookie_path)
 
-    def request(self, method, path, body=None, headers=None, form=None, json=None):
+    def _hub_prefix(self, path):
+        i = urllib.parse.urlsplit(path).path.find("/hub/")
+        return None if i < 0 else path[:i + 5]
+
+    def xsrf_token(self):
+        """The current XSRF token, as the hub's pages and _xsrf cookie carry it."""
+        hub = [v for (n, p), v in self.jar.items() if n == "_xsrf" and p.endswith("/hub/")]
+        return hub[0] if hub else None
+
+    def _add_xsrf(self, method, path, hdrs, form):
+        """What a browser does: hub forms carry their _xsrf field, the hub's
+        scripts send X-XSRFToken on cookie-authenticated API calls."""
+        prefix = self._hub_prefix(path)
+        if prefix is None:
+            return
+        if form is not None and method == "POST" and "_xsrf" not in form:
+            if self.xsrf_token() is None and not path.startswith(prefix + "api/"):
+                self.request("GET", prefix + "login", xsrf=False)  # a form is posted from its page
+            if self.xsrf_token() is not None:
+                form["_xsrf"] = self.xsrf_token()
+        elif path.startswith(prefix + "api/") and self.xsrf_token() is not None:
+            if not any(k.lower() in ("authorization", "x-xsrftoken", "cookie") for k in hdrs):
+                hdrs["X-XSRFToken"] = self.xsrf_token()
+
+    def request(self, method, path, body=None, headers=None, form=None, json=None, xsrf=True):
+        """xsrf=False sends exactly what is given (no _xsrf field or header added)."""
         hdrs = dict(headers or {})
+        if form is not None:
+            form = dict(form)
+        prefix = self._hub_prefix(path)
+        if (xsrf and method == "POST" and form is None and body is None and json is None and prefix
+                and not path.startswith(prefix + "api/")):
+            form = {}  # a button-only form of a hub page
+        if xsrf:
+            self._add_xsrf(method, path, hdrs, form)
         if form is not None:
             body = urllib.parse.urlencode(form).encode()
             hdrs.setdefault("Content-Type", "application/x-www-form-urlencoded")

@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: BSD-3-Clause
-"""sudospawner links only libc, libstdc++ (and their runtime) and libcap.
+"""sudospawner links only libc, libstdc++ (and their runtime) and libcap, and
+stays small enough to audit.
 
 The helper runs as every user through sudo, so its attack surface is kept to
 what it links. This reads DT_NEEDED with `readelf -d` and fails on anything
 outside the allow-list. To show the check can fail at all, it also reads hubd,
 which must link libsqlite3, and checks that the same allow-list rejects it.
+
+Size: code lines (not blank, not comment-only) of sudospawner/*.cpp and *.h
+must stay within HELPER_BUDGET; the spawn protocol codec it shares with hubd
+(libhubcore/proto) within PROTO_BUDGET. The counter is checked on a sample.
 
 Environment: SUDOSPAWNER and HUBD (set by meson), else build/ paths.
 Exit 0 if every check passed, 1 otherwise; ends with "N passed, N failed".
@@ -51,7 +56,50 @@ def violations(libs):
     return sorted(set(libs) - ALLOWED)
 
 
+HELPER_BUDGET = 1500
+PROTO_BUDGET = 700
+
+
+def code_lines(text):
+    """Lines that are not blank and not only a // comment or part of a /* */ block."""
+    count, in_block = 0, False
+    for line in text.splitlines():
+        s = line.strip()
+        if in_block:
+            if "*/" in s:
+                in_block = False
+                s = s.split("*/", 1)[1].strip()
+            else:
+                continue
+        if s.startswith("/*"):
+            if "*/" not in s:
+                in_block = True
+            continue
+        if s and not s.startswith("//"):
+            count += 1
+    return count
+
+
+def tree_lines(directory):
+    total = 0
+    for name in sorted(os.listdir(directory)):
+        if name.endswith((".cpp", ".h")):
+            with open(os.path.join(directory, name)) as f:
+                total += code_lines(f.read())
+    return total
+
+
+def check_size():
+    sample = "// c\n\nint a;\n/* b\n c */\n  int b; // d\n"
+    check("line counter counts code only", code_lines(sample) == 2, str(code_lines(sample)))
+    helper = tree_lines(os.path.join(ROOT, "sudospawner"))
+    check(f"sudospawner is at most {HELPER_BUDGET} code lines", 0 < helper <= HELPER_BUDGET, f"{helper} lines")
+    proto = tree_lines(os.path.join(ROOT, "libhubcore", "proto"))
+    check(f"its protocol codec is at most {PROTO_BUDGET} code lines", 0 < proto <= PROTO_BUDGET, f"{proto} lines")
+
+
 def main():
+    check_size()
     if shutil.which("readelf") is None:
         check("readelf available", False, "install binutils")
         return

@@ -14,7 +14,9 @@
   below 1024) and passes them from fd 3 with LISTEN_FDS, LISTEN_PID and
   LISTEN_FDNAMES=hub:public, as systemd does; hubd, with no capability at
   all, serves on both and marks them close-on-exec, so no process it starts
-  inherits them. LISTEN_PID naming another process is ignored.
+  inherits them. LISTEN_PID naming another process is ignored. A third
+  socket named "redirect" serves the plain-HTTP redirect to https (with TLS
+  on; without TLS it is refused with the reason).
 
 /proc/<pid>/environ cannot show that hubd unset LISTEN_*: it is the
 environment block as it was at execve, which unsetenv does not rewrite. The
@@ -24,6 +26,7 @@ environment built from nothing anyway, spawn/helper_channel.cpp).
 Needs root (exit 77 otherwise): it creates the hub account, binds ports
 below 1024 and sets file capabilities.
 """
+import http.client
 import os
 import shutil
 import socket
@@ -241,6 +244,71 @@ def test_socket_activation(account, port):
         hub_api.close()
 
 
+def self_signed(directory, owner):
+    """cert.pem and key.pem for localhost, readable only by `owner`."""
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=30)
+    for path in (directory, cert, key):
+        shutil.chown(path, owner)
+    os.chmod(key, 0o600)
+    return cert, key
+
+
+def test_redirect_socket(account, port):
+    public = listening_socket()
+    redirect = listening_socket(port)
+    tmp = tempfile.mkdtemp(prefix="hubtest-redirect-")
+    try:
+        cert, key = self_signed(tmp, account.name)
+        tls = [f"--JupyterHub.ssl_cert={cert}", f"--JupyterHub.ssl_key={key}"]
+        hub = ActivatedHub([(public, "public"), (redirect, "redirect")], user=account.name, args=DUMMY + tls,
+                           start=False)
+        hub.port, hub.hub_port = public.getsockname()[1], hubtest.free_port()
+        try:
+            with hub:
+                hub.start(wait=False)
+                hub.close_inherited()
+                ready = hubtest.wait_for(lambda: "redirects to https" in hub.log_text(), timeout=15)
+                check(ready, f"hubd serves the socket named \"redirect\" ({hub.log_tail(5)})")
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                c.request("GET", "/hub/home", headers={"Host": "hub.example.org"})
+                r = c.getresponse()
+                r.read()
+                c.close()
+                check(r.status == 301 and r.getheader("Location") == f"https://hub.example.org:{hub.port}/hub/home",
+                      f"plain HTTP on port {port} redirects to the https port ({r.status} {r.getheader('Location')})")
+                status, _, _ = hubtest.Client(hub.hub_url).get("/hub/api")
+                check(status == 200, "the hub API (plain HTTP on hub_bind_url) answers")
+                sets, threads = capability_sets(hub.proc.pid)
+                check(all(sets[f] == {"0000000000000000"} for f in CAP_FIELDS),
+                      f"no capability in any of its {threads} threads")
+        finally:
+            hub.close_inherited()
+        # Without TLS the same socket is refused: there is no https port to send anyone to.
+        again, again_public = listening_socket(), listening_socket()
+        hub = ActivatedHub([(again_public, "public"), (again, "redirect")], user=account.name, args=DUMMY,
+                           start=False)
+        hub.port, hub.hub_port = again_public.getsockname()[1], hubtest.free_port()
+        try:
+            with hub:
+                hub.start(wait=False)
+                hub.close_inherited()
+                code = hub.wait_exit(timeout=15)
+                check(code not in (None, 0) and "TLS is off" in hub.log_text(),
+                      f"a redirect socket without TLS stops hubd with the reason (exit {code})")
+        finally:
+            hub.close_inherited()
+            again.close()
+            again_public.close()
+    finally:
+        public.close()
+        redirect.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def test_listen_pid_for_someone_else(account):
     stray = listening_socket()
     hub = ActivatedHub([(stray, "public")], listen_pid=1, user=account.name, args=DUMMY, start=False)
@@ -271,6 +339,7 @@ def main():
             ("low port with a file capability", lambda: test_file_capability(account, port)),
             ("socket activation", lambda: test_socket_activation(account, port)),
             ("LISTEN_PID of another process", lambda: test_listen_pid_for_someone_else(account)),
+            ("socket activation of the redirect port", lambda: test_redirect_socket(account, port)),
         ])
 
 

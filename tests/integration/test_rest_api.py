@@ -10,6 +10,7 @@ Root not needed.
 import json
 import re
 import secrets
+import urllib.parse
 
 import hubtest
 from hubtest import check
@@ -238,16 +239,68 @@ def test_activity():
     check(status == 400, "activity for an unknown server -> 400")
 
 
-def test_cookie_auth_needs_same_origin():
+def test_cookie_auth_needs_xsrf_token():
     c = HUB.client()
-    status, headers, _ = c.post("/hub/login", form={"username": "zoe", "password": "pw"})
-    check(status == 302 and "jupyterhub-hub-login" in c.cookies, "zoe logs in with the form")
-    status, body, _ = c.json("GET", "/hub/api/user")
-    check(status == 403, "the login cookie without a Referer does not authenticate API calls")
-    status, body, _ = c.json("GET", "/hub/api/user", headers={"Referer": "http://evil.example/hub/home"})
-    check(status == 403, "...nor with a foreign Referer")
-    status, body, _ = c.json("GET", "/hub/api/user", headers={"Referer": f"{HUB.url}/hub/home"})
-    check(status == 200 and body["name"] == "zoe", "with the hub's own Referer it does")
+    status, headers, body = c.get("/hub/login")
+    check(status == 200 and b'name="_xsrf"' in body, "the login form carries an _xsrf field")
+    anonymous_token = c.xsrf_token()
+    # Login CSRF: a form posted without the page's token (from another site) signs nobody in.
+    status, _, body = c.post("/hub/login", form={"username": "zoe", "password": "pw"}, xsrf=False)
+    check(status == 403 and "jupyterhub-hub-login" not in c.cookies and b"accepts cookies" in body, f"a login form without _xsrf -> 403, no session ({status})")
+    stranger = HUB.client()
+    stranger.get("/hub/login")
+    status, _, _ = stranger.post("/hub/login", form={"username": "zoe", "password": "pw", "_xsrf": anonymous_token},
+                                 xsrf=False)
+    check(status == 403 and "jupyterhub-hub-login" not in stranger.cookies,
+          "another browser's login token does not fit this browser's session")
+    status, _, _ = c.post("/hub/login", form={"username": "zoe", "password": "pw"})
+    check(status == 302 and "jupyterhub-hub-login" in c.cookies, "zoe logs in with the form and its token")
+    token = c.xsrf_token()
+    check(token and token != anonymous_token, "login issues a new token, bound to zoe's new session")
+
+    own_page = {"Referer": f"{HUB.url}/hub/home"}
+    status, body, _ = c.json("GET", "/hub/api/user", headers=own_page, xsrf=False)
+    check(status == 403, "the login cookie with the hub's own Referer but no token does not authenticate API calls")
+    # CVE-2026-40864: Sec-Fetch-* (and Origin) are not proof of same origin.
+    fetch = {"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document",
+             "Origin": HUB.url, **own_page}
+    status, body, _ = c.json("GET", "/hub/api/user", headers=fetch, xsrf=False)
+    check(status == 403, f"...nor with Sec-Fetch-Site: same-origin and Origin ({status})")
+    status, body, _ = c.json("GET", "/hub/api/user", headers={"X-XSRFToken": anonymous_token}, xsrf=False)
+    check(status == 403, "...nor with the token of the anonymous session before login")
+    status, body, _ = c.json("GET", "/hub/api/user", headers={"X-XSRFToken": token})
+    check(status == 200 and body["name"] == "zoe", "with X-XSRFToken it does")
+    status, body, _ = c.json("GET", "/hub/api/user?_xsrf=" + urllib.parse.quote(token), xsrf=False)
+    check(status == 200 and body["name"] == "zoe", "...and with ?_xsrf= (EventSource cannot send headers)")
+    status, body, _ = c.json("POST", "/hub/api/users/zoe/tokens", json={"note": "x"},
+                             headers={"Referer": f"{HUB.url}/hub/token"}, xsrf=False)
+    check(status == 403, f"a cookie POST (token creation) without the token -> 403 ({status})")
+    status, body, _ = c.json("POST", "/hub/api/users/zoe/tokens", json={"note": "x"})
+    check(status in (200, 201) and body.get("token"), f"...and with it, it works ({status})")
+    # A token with the right shape but signed for another session.
+    forged = token.split("-")[0] + "-" + "0" * 64
+    status, _, _ = c.json("GET", "/hub/api/user", headers={"X-XSRFToken": forged}, xsrf=False)
+    check(status == 403, "a forged token -> 403")
+
+    # Hub page forms: start and stop need the page's token.
+    status, _, body = c.post("/hub/spawn", form={}, xsrf=False)
+    check(status == 403 and b"XSRF check failed" in body, f"POST /hub/spawn without _xsrf -> 403 ({status})")
+    status, _, body = c.post("/hub/stop", form={"_xsrf": anonymous_token}, xsrf=False)
+    check(status == 403 and b"XSRF check failed" in body, f"POST /hub/stop with a stale token -> 403 ({status})")
+    status, _, body = c.get("/hub/home")
+    check(body.count(b'name="_xsrf"') >= 1, "the home page's form carries the token")
+
+    # ?token= in a URL logs nobody in: not on hub pages, not through the API.
+    api_token = c.json("POST", "/hub/api/users/zoe/tokens", json={"note": "url"})[1]["token"]
+    fresh = HUB.client()
+    status, headers, _ = fresh.get("/hub/home?token=" + api_token)
+    check(status == 302 and "/hub/login" in headers.get("location", "") and not fresh.cookies.get(
+        "jupyterhub-hub-login"), "GET /hub/home?token=<valid token> -> login page, no session cookie")
+    status, _, _ = fresh.json("GET", "/hub/api/user?token=" + api_token)
+    check(status in (401, 403), f"GET /hub/api/user?token=<valid token> -> {status}, not the user")
+    status, _, _ = fresh.get(f"/user/zoe/?token={api_token}")
+    check(status in (302, 403) and not fresh.cookies.get("jupyterhub-hub-login"),
+          f"/user/zoe/?token=... is answered by the hub without logging in ({status})")
 
 
 def test_errors_are_json():
@@ -304,7 +357,7 @@ def run_all():
         HUB = hub
         hubtest.main([test_version_without_auth, test_info_needs_read_hub, test_config_users_and_service_identity,
                       test_list_and_pagination, test_create_get_patch_delete, test_tokens_and_user_scopes,
-                      test_token_via_password, test_activity, test_cookie_auth_needs_same_origin,
+                      test_token_via_password, test_activity, test_cookie_auth_needs_xsrf_token,
                       test_errors_are_json, test_admin_users_scope_cannot_grant_admin,
                       test_thousand_users_in_one_call])
 

@@ -54,6 +54,9 @@ if os.environ.get("JUPYTERHUB_USER", "").startswith("hubtcrash"):
 
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
+        # What reached the server, for the checks that something did not.
+        with open(os.path.join(home, "requests.log"), "a") as f:
+            f.write(f"{self.path} upgrade={self.headers.get('Upgrade', '')}\n")
         self.send_response(200)
         self.end_headers()
         self.wfile.write(b"stand-in")
@@ -197,6 +200,7 @@ def test_spawn_as_alice(hub, alice):
     check(before and after and after > before, f"traffic through the proxy is activity ({before} -> {after})")
     status, _, body = hub.client().get(f"/user/{alice.name}/")
     check(body != b"stand-in", "a request without credentials never reaches the server")
+    check_websocket_gate(hub, alice, c, token)
     status, _, body = c.get(f"/user/{alice.name}/", headers={"Authorization": "token not-a-hub-token"})
     check(status == 200 and body == b"stand-in",
           "alice's browser session reaches her server even with a foreign Authorization header")
@@ -267,12 +271,14 @@ def progress_events(hub, name, headers, timeout=20):
 def test_crash_is_noticed(hub, crasher):
     c = login(hub, crasher)
     cookie = c._cookie_header("/hub/")
-    browser = {"Cookie": cookie, "Referer": f"{hub.url}/hub/spawn-pending/{crasher.name}"}
+    # The pending page's EventSource sends the cookie and the page's XSRF token.
+    browser = {"Cookie": cookie, "X-XSRFToken": c.xsrf_token(),
+               "Referer": f"{hub.url}/hub/spawn-pending/{crasher.name}"}
     status, _, _, _ = progress_events(hub, crasher.name, browser)
     check(status == 400, f"progress of a server that is not starting -> 400 ({status})")
     c.post("/hub/spawn")
-    status, _, _, _ = progress_events(hub, crasher.name, {"Cookie": cookie})
-    check(status == 403, f"the progress stream with a cookie but no Referer -> 403 ({status})")
+    status, _, _, _ = progress_events(hub, crasher.name, {"Cookie": cookie, "Referer": browser["Referer"]})
+    check(status == 403, f"the progress stream with a cookie and the page's Referer but no XSRF token -> 403 ({status})")
     status, ctype, events, raw = progress_events(hub, crasher.name, browser)
     check(status == 200 and ctype == "text/event-stream", f"the pending page's EventSource -> 200 {ctype}")
     check(raw.startswith(b"\n\n"), "the stream starts with a keepalive blank line")
@@ -323,6 +329,40 @@ def test_crash_is_noticed(hub, crasher):
         check(b"exited with status 4" in body, "the pending page shows why the start failed")
     finally:
         os.unlink(flag)
+
+
+def check_websocket_gate(hub, alice, alice_client, server_token):
+    """jupyter-server-proxy CVE-2024-28179: a WebSocket upgrade is a request like
+    any other; without alice's credentials it never reaches her server."""
+    upgrade = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+
+    def reached(marker):
+        try:
+            with open(os.path.join(alice.home_dir, "requests.log")) as f:
+                return any(f"/{marker}/channels" in line and line.endswith(" upgrade=websocket")
+                           for line in f.read().splitlines())
+        except OSError:
+            return False
+
+    def attempt(client, marker, extra=None, query=""):
+        status, _, _ = client.get(f"/user/{alice.name}/api/kernels/{marker}/channels{query}",
+                                  headers={**upgrade, **(extra or {})})
+        return status
+
+    outsider = hubtest.Client(hub.url)
+    cases = [("without credentials", None, ""),
+             ("with a token that is not the hub's", {"Authorization": "token not-a-hub-token"}, ""),
+             # A valid token in the URL logs nobody in (it would in a header).
+             ("with alice's server token as ?token=", None, "?token=" + server_token)]
+    for i, (what, extra, query) in enumerate(cases):
+        marker = f"refused{i}"
+        status = attempt(outsider, marker, extra, query)
+        check(status in (302, 403) and not reached(marker),
+              f"a WebSocket upgrade {what} is answered by the hub ({status}) and never reaches the server")
+    status = attempt(alice_client, "allowed")
+    check(wait_for(lambda: reached("allowed"), timeout=5),
+          f"...while alice's own upgrade is proxied to it ({status}): the check above can see a leak")
 
 
 def run():

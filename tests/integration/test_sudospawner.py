@@ -294,8 +294,9 @@ def run_all(ctx):
     h.send(spawn_msg(profile="nosuch"))
     expect_error(h, 6, "profile 'nosuch' is not defined", "SPAWN of an undefined profile refused")
     base = [field("profile", "test"), field("port", 8123)]
-    for what, extra in (("a command field", raw_field(22, b"/bin/sh")),
-                        ("an argv field", raw_field(23, b"-c id")),
+    # Tags 22-24 are internal TLS's PEM fields; a command or argv would need new tags.
+    for what, extra in (("a command field", raw_field(30, b"/bin/sh")),
+                        ("an argv field", raw_field(31, b"-c id")),
                         ("a uid field", field("uid", 0)),
                         ("a pid field", field("pid", 1))):
         h = Helper(hub.name, alice.name)

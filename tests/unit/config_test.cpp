@@ -799,13 +799,13 @@ TEST_CASE("TLS traits: a certificate makes bind_url https; inconsistent settings
 
 TEST_CASE("Later and NotNeeded traits are accepted with warnings") {
     auto r = loadOk(
-        "c.JupyterHub.internal_ssl = True\n"
+        "c.JupyterHub.upgrade_db = True\n"
         "c.ConfigurableHTTPProxy.api_token = 'abc'\nc.ConfigurableHTTPProxy.command = ['chp']\n"
         "c.JupyterHub.proxy_auth_token = 'x'\nc.JupyterHub.cleanup_servers = False\n"
         "c.JupyterHub.confirm_no_ssl = True\nc.SudoSpawner.mediator_log_level = 'DEBUG'\n"
         "c.SudoSpawner.debug_mediator = True\nc.Authenticator.enable_auth_state = True\n"
         "c.JupyterHub.proxy_class = 'traefik'\nc.JupyterHub.cleanup_proxy = False\n");
-    CHECK(hasWarning(r, "JupyterHub.internal_ssl is not yet supported by hubd; it has no effect"));
+    CHECK(hasWarning(r, "JupyterHub.upgrade_db is not yet supported by hubd; it has no effect"));
     CHECK(hasWarning(r,
                      "ConfigurableHTTPProxy.api_token does not apply to hubd and is ignored: hubd serves and "
                      "routes requests itself"));
@@ -888,7 +888,8 @@ TEST_CASE("catalogue and --help-all") {
     CHECK(contains(help, "    Default: set()\n"));
     CHECK(contains(help, "--JupyterHub.port=<Int>\n    The public facing port"));
     CHECK(contains(help, "--JupyterHub.ssl_key=<Unicode>\n    Path to the TLS private key"));
-    CHECK(contains(help, "--JupyterHub.internal_ssl=<Bool>\n    [not yet supported] "));
+    CHECK(contains(help, "--JupyterHub.upgrade_db=<Bool>\n    [not yet supported] "));
+    CHECK(contains(help, "--JupyterHub.internal_ssl=<Bool>\n    Mutually authenticated TLS"));
     CHECK(contains(help, "--ConfigurableHTTPProxy.api_token=<Unicode>\n    [not needed by hubd: "));
     CHECK(contains(help, "JupyterHub options\n------------------\n"));
     for (const auto& t : all) CHECK(contains(help, "--" + t.name + "=<" + t.type + ">\n"));
@@ -934,8 +935,6 @@ TEST_CASE("seed snippets: every c.… snippet of the security guides loads") {
     want.emplace(lineOf("c.DummyAuthenticator.password"), "DummyAuthenticator.password has no effect");
     // The seed guides' ssl_key/ssl_cert (the Let's Encrypt pair) load without a word: the files are
     // read at start (tests/unit/tls_test.cpp), not while loading the configuration.
-    want.emplace(lineOf("c.JupyterHub.internal_certs_location"),
-                 "JupyterHub.internal_certs_location is not yet supported by hubd; it has no effect");
     want.emplace(lineOf("c.ConfigurableHTTPProxy.api_token"),
                  "ConfigurableHTTPProxy.api_token does not apply to hubd and is ignored");
     want.emplace(lineOf("c.JupyterHub.proxy_auth_token"),
@@ -1004,4 +1003,31 @@ TEST_CASE("hostile files fail cleanly") {
     std::string garbage;
     for (int i = 0; i < 4096; ++i) garbage += static_cast<char>((i * 7919) & 0xff);
     CHECK_FALSE(load(garbage).ok());
+}
+
+TEST_CASE("internal_ssl: the hub API becomes https; what cannot work is refused") {
+    auto r = loadOk(
+        "c.JupyterHub.internal_ssl = True\nc.JupyterHub.trusted_alt_names = ['DNS:hub.internal', "
+        "'IP:10.0.0.5']\n"
+        "c.Spawner.ssl_alt_names = ['IP:::1']\nc.JupyterHub.internal_certs_location = "
+        "'/var/lib/hubd/certs'\n");
+    CHECK(r.settings.internalSsl);
+    CHECK(r.settings.hubBindUrl == "https://127.0.0.1:8081");
+    CHECK(r.settings.trustedAltNames == std::vector<std::string>{"DNS:hub.internal", "IP:10.0.0.5"});
+    CHECK(r.settings.sslAltNames == std::vector<std::string>{"IP:::1"});
+    CHECK(r.settings.internalCertsLocation == "/var/lib/hubd/certs");
+    CHECK(r.diagnostics.empty());
+    CHECK(loadOk("").settings.hubBindUrl == "http://127.0.0.1:8081");
+    CHECK(loadOk("").settings.internalCertsLocation == "internal-ssl");
+
+    loadError("c.JupyterHub.hub_bind_url = 'https://127.0.0.1:8081'\n",
+              "needs JupyterHub.internal_ssl = True");
+    loadError("c.JupyterHub.internal_ssl = True\nc.JupyterHub.hub_connect_url = 'http://10.0.0.5:8081'\n",
+              "write it with https://");
+    loadError("c.JupyterHub.internal_ssl = True\nc.JupyterHub.bind_url = 'http://127.0.0.1:8081'\n",
+              "its own listener");
+    loadError("c.JupyterHub.trusted_alt_names = ['hub.internal']\n", "must start with DNS: or IP:");
+    loadError("c.Spawner.ssl_alt_names = ['IP:10.0.0.300']\n", "is not an IP address");
+    loadError("c.Spawner.ssl_alt_names = ['DNS:a,IP:1.2.3.4']\n", "is not a DNS name");
+    loadError("c.JupyterHub.internal_certs_location = ''\n", "must name a directory");
 }

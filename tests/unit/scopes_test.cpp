@@ -80,3 +80,57 @@ TEST_CASE("scope validation names the problem") {
     CHECK(validateScope("read:users!planet=mars").value().find("unknown filter") != std::string::npos);
     CHECK(validateScope(""));
 }
+
+TEST_CASE("!server= applies to that server only, and user filters cover their servers") {
+    ScopeOwner svc{ScopeOwner::Kind::Service, "watch"};
+    auto one = expandScopes({"read:servers!server=ann/"}, svc);
+    CHECK(contains(renderScopes(one), "read:users:name!server=ann/"));  // the filter carries to subscopes
+    CHECK(checkScopes(one, {"read:servers"}, Resource{"ann", {}, "ann/", {}, {}}) == ScopeVerdict::Allowed);
+    CHECK(checkScopes(one, {"read:servers"}, Resource{"ben", {}, "ben/", {}, {}}) ==
+          ScopeVerdict::FilteredOut);
+    CHECK(checkScopes(one, {"delete:servers"}, Resource{"ann", {}, "ann/", {}, {}}) == ScopeVerdict::Missing);
+    // A token asking for ann's server of an owner holding read:servers!user=ann keeps it.
+    auto owner = expandScopes({"read:servers!user=ann"}, svc);
+    auto effective = intersectScopes(one, owner, {});
+    CHECK(holds(effective, "read:servers", Resource{"ann", {}, "ann/", {}, {}}));
+    // ...but not the other way round: a server filter never widens to the user.
+    auto wide = intersectScopes(expandScopes({"read:servers!user=ben"}, svc), one, {});
+    CHECK(!holds(wide, "read:servers", Resource{"ben", {}, "ben/", {}, {}}));
+}
+
+TEST_CASE("!group= filters name groups as resources, never users' other groups") {
+    ScopeOwner svc{ScopeOwner::Kind::Service, "g"};
+    auto team = expandScopes({"groups!group=team"}, svc);
+    Resource teamGroup;
+    teamGroup.group = "team";
+    Resource otherGroup;
+    otherGroup.group = "other";
+    CHECK(checkScopes(team, {"groups"}, teamGroup) == ScopeVerdict::Allowed);
+    CHECK(checkScopes(team, {"read:groups"}, teamGroup) == ScopeVerdict::Allowed);  // subscope
+    CHECK(checkScopes(team, {"groups"}, otherGroup) == ScopeVerdict::FilteredOut);
+    CHECK(checkScopes(team, {"delete:groups"}, teamGroup) == ScopeVerdict::Missing);
+    // A !user= filter never opens a group.
+    auto userOnly = expandScopes({"read:groups!user=ann"}, svc);
+    CHECK(checkScopes(userOnly, {"read:groups"}, teamGroup) == ScopeVerdict::FilteredOut);
+    // admin:groups holds groups, delete:groups and list:groups.
+    auto admin = expandScopes({"admin:groups"}, svc);
+    for (const char* s : {"groups", "delete:groups", "list:groups", "read:groups", "read:groups:name"})
+        CHECK_MESSAGE(holdsUnfiltered(admin, s), s);
+}
+
+TEST_CASE("full admin: every scope of the admin role, unfiltered; admin:users is not enough") {
+    ScopeOwner ann{ScopeOwner::Kind::User, "ann"};
+    CHECK(isFullAdmin(expandScopes(*builtinRoleScopes("admin"), ann)));
+    // CVE-2024-41942: holding admin:users (with all its subscopes) is not admin.
+    CHECK(!isFullAdmin(expandScopes({"admin:users"}, ann)));
+    CHECK(!isFullAdmin(expandScopes({"admin:users", "admin:servers", "admin:groups"}, ann)));
+    // A filtered copy of every admin scope is not admin either.
+    std::vector<std::string> filtered;
+    for (const auto& s : *builtinRoleScopes("admin")) filtered.push_back(s + "!user=ann");
+    CHECK(!isFullAdmin(expandScopes(filtered, ann)));
+    // Admins without admin_access reach only their own servers and are still admins.
+    std::vector<std::string> narrowed = *builtinRoleScopes("admin");
+    std::replace(narrowed.begin(), narrowed.end(), std::string("access:servers"),
+                 std::string("access:servers!user=ann"));
+    CHECK(isFullAdmin(expandScopes(narrowed, ann)));
+}

@@ -110,12 +110,32 @@ TEST_CASE("roles: by name, else in order") {
     CHECK(roles.error.empty());
 }
 
-TEST_CASE("roles: duplicates and a third socket are refused") {
+TEST_CASE("roles: duplicates, an unplaceable third socket and a fourth are refused") {
     CHECK(!assignSocketRoles({{3, "public"}, {4, "public"}}).error.empty());
     CHECK(!assignSocketRoles({{3, "hub"}, {4, "hub"}}).error.empty());
+    CHECK(!assignSocketRoles({{3, "redirect"}, {4, "redirect"}}).error.empty());
+    // An unnamed third socket is never taken for the redirect port.
     auto roles = assignSocketRoles({{3, ""}, {4, ""}, {5, ""}});
-    CHECK(roles.error.find("3 sockets") != std::string::npos);
+    CHECK(roles.error.find("name them") != std::string::npos);
+    CHECK(!roles.redirectFd);
+    roles = assignSocketRoles({{3, "public"}, {4, "hub"}, {5, "redirect"}, {6, ""}});
+    CHECK(roles.error.find("4 sockets") != std::string::npos);
     CHECK(!roles.publicFd);
+}
+
+TEST_CASE("roles: the redirect port only by its name") {
+    auto roles = assignSocketRoles({{3, "redirect"}, {4, "public"}, {5, "hub"}});
+    CHECK(roles.error.empty());
+    CHECK(roles.redirectFd == 3);
+    CHECK(roles.publicFd == 4);
+    CHECK(roles.hubFd == 5);
+    roles = assignSocketRoles({{3, ""}, {4, "redirect"}});
+    CHECK(roles.error.empty());
+    CHECK(roles.publicFd == 3);
+    CHECK(roles.redirectFd == 4);
+    CHECK(!roles.hubFd);
+    roles = assignSocketRoles({{3, ""}});
+    CHECK(!roles.redirectFd);
 }
 
 namespace {

@@ -199,3 +199,76 @@ TEST_CASE("WireReader records the first error and leaves outputs untouched") {
     CHECK_FALSE(r3.getString(3, 2, s));
     CHECK(s == "keep");
 }
+
+namespace {
+
+const std::string kKey =
+    "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49\n-----END PRIVATE KEY-----\n";
+const std::string kCert = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIQ\n-----END CERTIFICATE-----\n";
+
+Spawn tlsSpawn() {
+    Spawn s{"default", 8888, "", {{"JUPYTERHUB_USER", "alice"}}};
+    s.tlsKey = kKey;
+    s.tlsCert = kCert;
+    s.tlsCa = kCert;
+    return s;
+}
+
+Bytes spawnWithPem(uint8_t tag, const std::string& pem) {
+    Bytes p = spawnPayload();
+    for (uint8_t t : {22, 23, 24}) fieldStr(p, t, t == tag ? pem : kCert);
+    return frame(0x02, p);
+}
+
+}  // namespace
+
+TEST_CASE("SPAWN carries internal TLS material as PEM, newlines intact") {
+    auto f = encode(tlsSpawn());
+    REQUIRE(f.has_value());
+    auto d = decodeFrame(*f);
+    INFO(d.error);
+    REQUIRE(d.message.has_value());
+    const auto& s = std::get<Spawn>(*d.message);
+    CHECK(s.tlsKey == kKey);
+    CHECK(s.tlsCert == kCert);
+    CHECK(s.tlsCa == kCert);
+    CHECK(*d.message == Message(tlsSpawn()));
+    // Without TLS the frame is what it was before internal TLS existed.
+    CHECK(*encode(Spawn{"default", 8888, "", {{"JUPYTERHUB_API_TOKEN", "secret"}}}) ==
+          frame(0x02, spawnPayload()));
+    CHECK(std::get<Spawn>(*decodeFrame(frame(0x02, spawnPayload())).message).tlsKey.empty());
+}
+
+TEST_CASE("internal TLS fields: all three or none, strict PEM, bounded, SPAWN only") {
+    // Partial sets: neither encoded nor accepted.
+    Spawn partial = tlsSpawn();
+    partial.tlsCa.clear();
+    CHECK_FALSE(encode(partial).has_value());
+    Bytes p = spawnPayload();
+    fieldStr(p, 22, kKey);
+    CHECK(decodeError(frame(0x02, p)).find("together") != std::string::npos);
+    // Strict PEM text: a BEGIN line, an END line, printable ASCII and LF only.
+    CHECK(decodeFrame(spawnWithPem(22, kKey)).message.has_value());
+    CHECK(decodeError(spawnWithPem(22, "MIGHAgEAMBMG\n")).find("PEM") != std::string::npos);
+    CHECK_FALSE(decodeFrame(spawnWithPem(22, "-----BEGIN X-----\nabc\n")).message);  // no END
+    CHECK_FALSE(decodeFrame(spawnWithPem(23, "-----BEGIN X-----\r\n-----END X-----\r\n")).message);
+    CHECK_FALSE(
+        decodeFrame(spawnWithPem(23, std::string("-----BEGIN X-----\n\0\n-----END X-----\n", 37))).message);
+    CHECK_FALSE(decodeFrame(spawnWithPem(24, "-----BEGIN X-----\n\xc3\xa9\n-----END X-----\n")).message);
+    // Size bound, checked before the value is read.
+    std::string big = "-----BEGIN X-----\n" + std::string(kMaxPem, 'A') + "\n-----END X-----\n";
+    CHECK(decodeError(spawnWithPem(22, big)).find("longer than") != std::string::npos);
+    Spawn tooBig = tlsSpawn();
+    tooBig.tlsCert = big;
+    CHECK_FALSE(encode(tooBig).has_value());
+    // Only SPAWN may carry them.
+    Bytes a;
+    field32(a, 7, 42);
+    Bytes st;
+    for (int i = 7; i >= 0; --i) st.push_back(uint8_t(77ULL >> (8 * i)));
+    field(a, 8, st);
+    fieldStr(a, 22, kKey);
+    CHECK(decodeError(frame(0x03, a)).find("not allowed") != std::string::npos);
+    CHECK(validPem(kKey));
+    CHECK_FALSE(validPem(""));
+}

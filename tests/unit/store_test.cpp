@@ -140,8 +140,8 @@ TEST_CASE("open migrates an empty file and sets the pragmas") {
     TempDir dir;
     const std::string path = dir.file("hub.sqlite");
     auto s = Store::open(path);
-    CHECK(Store::currentSchemaVersion() == 1);
-    CHECK(scalar(*s, "SELECT version FROM hubd_schema") == "1");
+    CHECK(Store::currentSchemaVersion() == 2);
+    CHECK(scalar(*s, "SELECT version FROM hubd_schema") == std::to_string(Store::currentSchemaVersion()));
     CHECK(scalar(*s, "SELECT count(*) FROM hubd_schema") == "1");
     CHECK(scalar(*s, "PRAGMA journal_mode") == "wal");
     CHECK(scalar(*s, "PRAGMA foreign_keys") == "1");
@@ -183,7 +183,7 @@ TEST_CASE("reopening is idempotent") {
     }
     for (int i = 0; i < 3; ++i) {
         auto s = Store::open(path);
-        CHECK(scalar(*s, "SELECT version FROM hubd_schema") == "1");
+        CHECK(scalar(*s, "SELECT version FROM hubd_schema") == std::to_string(Store::currentSchemaVersion()));
         CHECK(scalar(*s, "SELECT count(*) FROM hubd_schema") == "1");
         CHECK(scalar(*s, "SELECT count(*) FROM oauth_clients WHERE identifier = 'jupyterhub'") == "1");
         auto users = s->allUsers();
@@ -204,7 +204,7 @@ TEST_CASE("a database from a newer hubd is refused and left untouched") {
     const std::string msg = storeErrorOf(path);
     CHECK(msg ==
           path +
-              " was written by a newer hubd (schema version 999; this hubd knows up to 1): upgrade hubd, "
+              " was written by a newer hubd (schema version 999; this hubd knows up to 2): upgrade hubd, "
               "or restore the backup taken before the upgrade");
     CHECK(readAll(path) == before);
     CHECK(storeErrorOf(path) == msg);  // still refused the second time
@@ -426,6 +426,9 @@ TEST_CASE("groups") {
     REQUIRE(groups.size() == 1);
     CHECK(groups[0].users == std::vector<std::string>{"a", "b"});
     CHECK(groups[0].roles == std::vector<std::string>{"r1"});
+    CHECK(groups[0].properties == "{}");
+    s->setGroupProperties(g.id, R"({"course":"CS101"})");
+    CHECK(s->allGroups()[0].properties == R"({"course":"CS101"})");
     CHECK(s->findUser("a")->groups == std::vector<std::string>{"g"});
     s->setGroupMembers(g.id, {b.id});
     CHECK(s->allGroups()[0].users == std::vector<std::string>{"b"});

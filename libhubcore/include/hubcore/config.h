@@ -88,11 +88,18 @@ struct Settings {
     std::string sslOcspResponse;            // hubd: DER OCSP response to staple; "" = <ssl_cert>.ocsp
     bool sslAllowWorldReadableKey = false;  // hubd: start with a key every local user can read
     int redirectHttpPort = 0;               // hubd: plain-HTTP listener that redirects to https (0: none)
+    // Internal TLS (hubd/internal_tls.h): with internalSsl, hubBindUrl is https.
+    bool internalSsl = false;                            // JupyterHub.internal_ssl
+    std::string internalCertsLocation = "internal-ssl";  // relative to the working (state) directory
+    std::vector<std::string> trustedAltNames;            // "DNS:x" / "IP:y", in hubd's own certificate
     std::string logLevel = "INFO";
     bool shutdownOnLogout = false;
     // JupyterHub.trusted_downstream_ips: addresses and CIDR networks (cidr.h)
     // whose X-Forwarded-* headers are believed; validated while loading.
     std::vector<std::string> trustedDownstreamIps;
+    // JupyterHub.subdomain_host, normalised to "scheme://host[:port]" (hubcore/subdomain.h);
+    // "" = every server under the hub's own host.
+    std::string subdomainHost;
 
     // Authenticator (and LocalAuthenticator / PAMAuthenticator / DummyAuthenticator)
     std::vector<std::string> allowedUsers;
@@ -107,7 +114,8 @@ struct Settings {
     bool pamOpenSessions = false;
     bool pamCheckAccount = true;
     std::string pamEncoding = "utf8";
-    std::string dummyPassword;  // DummyAuthenticator.password
+    int pamConversationTimeout = 120;  // hubd: PAMAuthenticator.conversation_timeout (seconds)
+    std::string dummyPassword;         // DummyAuthenticator.password
 
     // Spawner / SudoSpawner
     std::vector<std::string> spawnerCmd = {"jupyterhub-singleuser"};
@@ -121,6 +129,7 @@ struct Settings {
     bool spawnerDebug = false;
     std::string sudospawnerPath = "/usr/local/bin/sudospawner";
     std::string sudospawnerProfile = "default";  // SudoSpawner.profile
+    std::vector<std::string> sslAltNames;        // Spawner.ssl_alt_names: "DNS:x" / "IP:y"
 };
 
 // The catalogue of traits, for --help-all, warnings and docs/config.md.
@@ -202,5 +211,10 @@ LoadResult loadSettings(const std::optional<std::string>& configFile,
 
 // Text for `hubd --help-all`.
 std::string helpAllText();
+
+// "" if `name` is a subject alternative name internal TLS can put in a
+// certificate ("DNS:hub.example.org", "IP:10.0.0.5", "IP:::1"), else why not.
+// (JupyterHub.trusted_alt_names, Spawner.ssl_alt_names.)
+std::string checkAltName(std::string_view name);
 
 }  // namespace hub

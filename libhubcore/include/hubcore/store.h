@@ -65,6 +65,7 @@ struct GroupRecord {
     std::string name;
     std::vector<std::string> users;
     std::vector<std::string> roles;
+    std::string properties = "{}";  // JSON object, as the API sent it
 };
 
 // A user's server (JupyterHub's "spawner" row). Holds what is needed to
@@ -156,6 +157,7 @@ public:
     GroupRecord createGroup(std::string_view name);
     void deleteGroup(int64_t id);
     void setGroupMembers(int64_t groupId, const std::vector<int64_t>& userIds);
+    void setGroupProperties(int64_t groupId, std::string_view propertiesJson);
 
     // tokens
     int64_t insertToken(const TokenRecord& token);  // returns id
