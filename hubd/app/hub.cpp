@@ -848,6 +848,11 @@ bool Hub::xsrfValid(const Request& request, const hub::UserRecord* user, std::st
     if (!user && sessionId.empty()) return false;
     std::string token(request.header(kXsrfHeader));
     if (token.empty()) token = request.queryParam(kXsrfField).value_or(std::string(formValue));
+    // A posted HTML form. (authenticate() refuses an API POST with a form
+    // body anyway: API bodies must be JSON.)
+    if (token.empty() && request.method == "POST" &&
+        request.header("Content-Type").substr(0, 33) == "application/x-www-form-urlencoded")
+        token = parseForm(request.body)[std::string(kXsrfField)];
     if (token.empty()) return false;
     auto maxAge = static_cast<int64_t>(settings_.cookieMaxAgeDays * 86400);
     return xsrfTokenValid(cookieSecret_, sessionId, xsrfUserKey(user), token, unixNow(), maxAge);

@@ -169,8 +169,9 @@ public:
     // cookie; `user` is who the page is for (nullptr: anonymous).
     static std::string browserSessionId(const hubd::http::Request& request);
     std::string xsrfToken(std::string_view sessionId, const hub::UserRecord* user) const;
-    // The token in X-XSRFToken, in the _xsrf query parameter or `formValue`
-    // (the _xsrf field of a posted form) fits this request's session and user.
+    // The token in X-XSRFToken, in the _xsrf query parameter, or in the _xsrf
+    // field of a posted form fits this request's session and user. A caller
+    // that parsed the form already passes the field as `formValue`.
     bool xsrfValid(const hubd::http::Request& request, const hub::UserRecord* user,
                    std::string_view formValue = {}) const;
     // The user of a valid login cookie, or nullptr.

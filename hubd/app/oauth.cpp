@@ -104,9 +104,7 @@ void authorize(Hub& hub, Request& request, Responder responder) {
             return errorPage(403, "Not allowing authorization form submitted from insecure page");
         if (refererScheme.empty() || refererRest != o.host + request.target)
             return errorPage(403, "Authorization form must be sent from authorization page");
-        const bool isForm =
-            request.header("Content-Type").substr(0, 33) == "application/x-www-form-urlencoded";
-        if (!hub.xsrfValid(request, user, isForm ? parseForm(request.body)["_xsrf"] : std::string()))
+        if (!hub.xsrfValid(request, user))
             return errorPage(403,
                              "The authorization form has expired or was not sent from this hub "
                              "(XSRF check failed): go back, reload the page and authorize again");

@@ -67,6 +67,31 @@ def write_policy(path, text, mode=0o644, uid=0, gid=0):
     os.rename(tmp, path)
 
 
+def require_spawn_tools(*tools):
+    """Root, a built hubd and `tools` on PATH, or the test is skipped (exit 77)."""
+    hubtest.require_root()
+    hubtest.require_hubd()
+    for tool in tools:
+        if not shutil.which(tool):
+            hubtest.skip(f"{tool} is missing")
+
+
+@contextlib.contextmanager
+def stand_in_server(source, prefix):
+    """Yields the path of an executable script with `source`, in a directory
+    every user can read (servers run it as their user); removed afterwards."""
+    script_dir = tempfile.mkdtemp(prefix=prefix)
+    try:
+        os.chmod(script_dir, 0o755)
+        script = os.path.join(script_dir, "stand-in-server")
+        with open(script, "w") as f:
+            f.write(source)
+        os.chmod(script, 0o755)
+        yield script
+    finally:
+        shutil.rmtree(script_dir, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def sudo_setup(hub_name, user_names, policy):
     """Yields (fixture, policy path), or None if the drop-in does not validate."""

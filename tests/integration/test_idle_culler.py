@@ -22,14 +22,12 @@ Needs root (exit 77 otherwise).
 import json
 import os
 import secrets
-import shutil
-import tempfile
 import time
 import urllib.parse
 
 import hubtest
 from hubtest import check, wait_for
-from sudotest import sudo_setup
+from sudotest import require_spawn_tools, stand_in_server, sudo_setup
 
 CULLER = secrets.token_hex(32)
 OPS = secrets.token_hex(32)
@@ -235,18 +233,8 @@ def test_shutdown_keeps_then_stops_servers(hub, bob, bob_pid):
 
 
 def run():
-    hubtest.require_root()
-    hubtest.require_hubd()
-    for tool in ("sudo", "visudo", "useradd"):
-        if not shutil.which(tool):
-            hubtest.skip(f"{tool} is missing")
-    script_dir = tempfile.mkdtemp(prefix="hubtest-culler-")
-    os.chmod(script_dir, 0o755)
-    script = os.path.join(script_dir, "stand-in-server")
-    with open(script, "w") as f:
-        f.write(STUB)
-    os.chmod(script, 0o755)
-    try:
+    require_spawn_tools("sudo", "visudo", "useradd")
+    with stand_in_server(STUB, "hubtest-culler-") as script:
         with hubtest.hub_user() as hub_name, hubtest.SystemUser() as alice, hubtest.SystemUser() as bob, \
                 sudo_setup(hub_name.name, [alice.name, bob.name], POLICY.format(script=script)) as setup:
             if setup is None:
@@ -257,8 +245,6 @@ def run():
                 hubtest.main([("idle culler", lambda: state.update(bob_pid=test_culler(hub, alice, bob))),
                               ("shutdown", lambda: test_shutdown_keeps_then_stops_servers(
                                   hub, bob, state.get("bob_pid")))])
-    finally:
-        shutil.rmtree(script_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -24,15 +24,13 @@ import json
 import os
 import pwd
 import secrets
-import shutil
 import subprocess
-import tempfile
 import threading
 import time
 
 import hubtest
 from hubtest import check, wait_for
-from sudotest import sudo_setup
+from sudotest import require_spawn_tools, stand_in_server, sudo_setup
 
 SERVICE_TOKEN = secrets.token_hex(32)
 
@@ -366,18 +364,8 @@ def check_websocket_gate(hub, alice, alice_client, server_token):
 
 
 def run():
-    hubtest.require_root()
-    hubtest.require_hubd()
-    for tool in ("sudo", "visudo", "setpriv", "useradd"):
-        if not shutil.which(tool):
-            hubtest.skip(f"{tool} is missing")
-    script_dir = tempfile.mkdtemp(prefix="hubtest-spawn-")
-    os.chmod(script_dir, 0o755)
-    script = os.path.join(script_dir, "stand-in-server")
-    with open(script, "w") as f:
-        f.write(STUB)
-    os.chmod(script, 0o755)
-    try:
+    require_spawn_tools("sudo", "visudo", "setpriv", "useradd")
+    with stand_in_server(STUB, "hubtest-spawn-") as script:
         with hubtest.hub_user() as hub_name, hubtest.SystemUser(password=secrets.token_urlsafe(12)) as alice, \
                 hubtest.SystemUser(password=secrets.token_urlsafe(12), prefix="hubtcrash") as crasher, \
                 sudo_setup(hub_name.name, [alice.name, crasher.name], policy(script)) as setup:
@@ -387,8 +375,6 @@ def run():
             with hubtest.Hub(config=CONFIG, args=args, user=hub_name.name) as hub:
                 hubtest.main([("spawn as alice", lambda: test_spawn_as_alice(hub, alice)),
                               ("crash noticed", lambda: test_crash_is_noticed(hub, crasher))])
-    finally:
-        shutil.rmtree(script_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -24,13 +24,11 @@ import json
 import os
 import re
 import secrets
-import shutil
-import tempfile
 import urllib.parse
 
 import hubtest
 from hubtest import check, wait_for
-from sudotest import sudo_setup
+from sudotest import require_spawn_tools, stand_in_server, sudo_setup
 
 SERVICE_TOKEN = secrets.token_hex(32)
 
@@ -352,18 +350,8 @@ def stop_servers(hub, *users):
 
 
 def run():
-    hubtest.require_root()
-    hubtest.require_hubd()
-    for tool in ("sudo", "visudo", "setpriv", "useradd"):
-        if not shutil.which(tool):
-            hubtest.skip(f"{tool} is missing")
-    script_dir = tempfile.mkdtemp(prefix="hubtest-subdomains-")
-    os.chmod(script_dir, 0o755)
-    script = os.path.join(script_dir, "stand-in-server")
-    with open(script, "w") as f:
-        f.write(STUB)
-    os.chmod(script, 0o755)
-    try:
+    require_spawn_tools("sudo", "visudo", "setpriv", "useradd")
+    with stand_in_server(STUB, "hubtest-subdomains-") as script:
         with hubtest.hub_user() as hub_name, hubtest.SystemUser(password=secrets.token_urlsafe(12)) as alice, \
                 hubtest.SystemUser(password=secrets.token_urlsafe(12)) as bob, \
                 sudo_setup(hub_name.name, [alice.name, bob.name], policy(script)) as setup:
@@ -379,8 +367,6 @@ def run():
                     hubtest.main([("subdomains", lambda: run_checks(hub, alice, bob))])
                 finally:
                     stop_servers(hub, alice, bob)
-    finally:
-        shutil.rmtree(script_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
