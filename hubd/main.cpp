@@ -17,6 +17,8 @@
 #include <vector>
 
 #include "app/hub.h"
+#include "app/metrics.h"
+#include "check/check.h"
 #include "http/https_redirect.h"
 #include "http/server.h"
 #include "hubcore/audit.h"
@@ -36,6 +38,7 @@ namespace {
 
 constexpr const char* kUsage = R"(Usage: hubd [-f CONFIG_FILE] [--Class.trait=VALUE ...]
        hubd sudoers --hub-user NAME (--group GROUP | --users A,B) [--helper PATH]
+       hubd check [-f CONFIG_FILE] [--as USER] [--json]  (see hubd check --help)
 
 hubd is a privilege-separated notebook hub: a JupyterHub-compatible hub,
 proxy and OAuth provider that runs as an unprivileged user.
@@ -191,6 +194,7 @@ std::string sqlitePath(const std::string& dbUrl) {
 }
 
 int run(int argc, char** argv) {
+    const auto startedAt = std::chrono::steady_clock::now();  // jupyterhub_hub_startup_duration_seconds
     // Signals arrive through the loop (signalfd) so shutdown happens between
     // requests. They are blocked before any thread starts, since threads
     // inherit the mask and an unblocked worker would take SIGTERM's default.
@@ -201,6 +205,7 @@ int run(int argc, char** argv) {
     sigaddset(&mask, SIGHUP);  // reloads the TLS certificate, reopens the audit log file
     pthread_sigmask(SIG_BLOCK, &mask, nullptr);
     if (argc >= 2 && std::string(argv[1]) == "sudoers") return hubd::sudoersCommand(argc - 2, argv + 2);
+    if (argc >= 2 && std::string(argv[1]) == "check") return hubd::check::checkCommand(argc - 2, argv + 2);
     std::optional<std::string> configFile;
     std::vector<std::string> overrides;
     bool checkOnly = false;
@@ -357,6 +362,7 @@ int run(int argc, char** argv) {
     hubd::http::HttpServer hubServer(loop, {}, handler);
     if (!serveListeners(*listeners, publicServer, hubServer, settings, hub, publicAddr->scheme, tls))
         return 1;
+    hubd::metrics::registry().observeHubStartup(hubd::metrics::since(startedAt));
     if (listeners->redirect) {
         // The service manager's socket wins over redirect_http_port.
         if (!tls) {

@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "hubcore/build_paths.h"
+
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -49,7 +51,7 @@ int usage(const std::string& problem) {
 }  // namespace
 
 int sudoersCommand(int argc, char** argv) {
-    std::string hubUser, group, helper = "/usr/local/bin/sudospawner";
+    std::string hubUser, group, helper = hub::kSudospawnerPath;  // where meson installed it
     std::vector<std::string> users;
     for (int i = 0; i < argc; ++i) {
         std::string arg = argv[i];

@@ -41,6 +41,14 @@ packages=(
     # the seed guide's Apache front end (tests/integration/test_apache_frontend.py),
     # likewise run privately on loopback; the system service is not used
     apache2
+    # the install test (tests/integration/test_install.py): systemd-analyze
+    # verify on the units, man and groff to render the man pages
+    systemd man-db groff-base
+    # the SELinux module (tests/integration/test_selinux_policy.py): the
+    # refpolicy devel Makefile and its compilers; policycoreutils turns the
+    # module back into CIL for the checks. Nothing is loaded: Debian's kernel
+    # here runs without SELinux.
+    selinux-policy-dev checkpolicy semodule-utils policycoreutils
 )
 # Packages whose system service Debian would start on install (both on port 80,
 # so the second would fail): kept from starting, and disabled when we installed them.

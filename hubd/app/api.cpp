@@ -9,6 +9,7 @@
 
 #include "app/api_call.h"
 #include "app/json.h"
+#include "app/metrics_page.h"
 #include "app/oauth.h"
 #include "app/progress.h"
 #include "hubcore/audit.h"
@@ -109,6 +110,7 @@ public:
         if (seg[0] == "groups") return handleGroupsApi(hub_, c_, seg);
         if (seg[0] == "services") return handleServicesApi(hub_, c_, seg);
         if (seg[0] == "shutdown" && seg.size() == 1) return handleShutdownApi(hub_, c_);
+        if (seg[0] == "metrics" && seg.size() == 1) return handleMetricsApi(hub_, c_);
         c_.error(404, "Not Found");
     }
 
@@ -412,6 +414,9 @@ private:
             admin = a->asBool();
         }
         if (admin && !c_.principal.admin) return c_.error(403, "Only admins can create admin users");
+        // The admin page's checks (Hub::checkNewUsers); names already there are skipped.
+        for (const auto& refusal : hub_.checkNewUsers(list).refused)
+            if (refusal.status != 409) return c_.error(refusal.status, refusal.reason);
         auto result = hub_.createUsers(list, admin);
         if (!result.error.empty()) return c_.error(result.status, result.error);
         std::string out;
@@ -451,10 +456,8 @@ private:
                 admin = a->asBool();
             }
         if (admin && !c_.principal.admin) return c_.error(403, "Only admins can create admin users");
-        if (auto err = hub::validateUsername(hub::normalizeUsername(name)))
-            return c_.error(400, "Invalid username: " + *err);
-        if (hub_.findUser(hub::normalizeUsername(name)))
-            return c_.error(409, "User " + hub::normalizeUsername(name) + " already exists");
+        auto check = hub_.checkNewUsers({name});
+        if (!check.refused.empty()) return c_.error(check.refused[0].status, check.refused[0].reason);
         auto result = hub_.createUsers({name}, admin);
         if (!result.error.empty()) return c_.error(result.status, result.error);
         hub::logInfo("Created user {} (admin: {}) via API by {}", result.created[0]->name, admin,
@@ -654,18 +657,9 @@ private:
         if (!require({"tokens"}, userResource(name))) return;
         const auto* u = hub_.findUser(name);
         auto id = tokenId(rawId);
-        const hub::TokenRecord* t = id ? hub_.findToken(*id) : nullptr;
-        if (!u || !t || t->userId != u->id) return c_.error(404, "No such token");
-        std::string client = t->clientId;
-        if (client != "jupyterhub") {
-            // Revoking an OAuth token revokes all of that client's tokens for the user (3.0).
-            for (const auto& other : hub_.tokensOfUser(u->id))
-                if (other.clientId == client) hub_.revokeToken(other.id);
-        } else {
-            hub_.revokeToken(*id);
-        }
-        hub::logInfo("Revoked token a{} of {} via API by {}", *id, name, c_.principal.name);
-        audit("token.revoke", name, "token", "a" + std::to_string(*id));
+        // Hub::revokeUserToken: the same ownership check, revocation, log and audit as the token page.
+        if (!u || !id || !hub_.revokeUserToken(*u, *id, c_.principal, c_.source, "api"))
+            return c_.error(404, "No such token");
         c_.noContent();
     }
 
@@ -730,32 +724,23 @@ public:
     void finishCreateToken(const std::string& name, const Json& b) {
         const auto* u = hub_.findUser(name);
         if (!u) return c_.error(404, "No such user " + hub::safe(name, 100));
-        std::string note;
-        std::optional<double> expiresIn;
-        std::vector<std::string> scopes;
+        // JSON types here; the rest in Hub::requestUserToken, shared with the token page.
+        Hub::TokenRequest req;
         if (b.isObject()) {
             for (const auto& [key, value] : b.members()) {
                 if (key == "note") {
                     if (!value.isString() && !value.isNull()) return c_.error(400, "note must be a string");
-                    if (value.isString()) note = value.asString();
-                    if (note.size() > 1024) return c_.error(400, "note is longer than 1024 characters");
+                    if (value.isString()) req.note = value.asString();
                 } else if (key == "expires_in") {
                     if (value.isNull()) continue;
-                    if (!value.isNumber() || value.asNumber() <= 0 || value.asNumber() > 1e10)
+                    if (!value.isNumber())
                         return c_.error(400, "expires_in must be a positive number of seconds");
-                    expiresIn = value.asNumber();
+                    req.expiresIn = value.asNumber();
                 } else if (key == "scopes" || key == "roles") {
                     if (!value.isArray()) return c_.error(400, key + " must be a list of strings");
                     for (const auto& s : value.items()) {
                         if (!s.isString()) return c_.error(400, key + " must be a list of strings");
-                        if (key == "scopes") {
-                            if (auto err = validateScope(s.asString())) return c_.error(400, *err);
-                            scopes.push_back(s.asString());
-                        } else {
-                            const auto* role = builtinRoleScopes(s.asString());
-                            if (!role) return c_.error(400, "Unknown role " + hub::safe(s.asString(), 50));
-                            scopes.insert(scopes.end(), role->begin(), role->end());
-                        }
+                        (key == "scopes" ? req.scopes : req.roles).push_back(s.asString());
                     }
                 } else if (key == "auth") {
                     continue;
@@ -764,29 +749,9 @@ public:
                 }
             }
         }
-        if (note.empty()) {
-            note = c_.principal.kind == Principal::Kind::Service
-                       ? "Requested via api by service " + c_.principal.name
-                       : "Requested via api by user " + c_.principal.name;
-        }
-        if (!scopes.empty() && std::find(scopes.begin(), scopes.end(), "inherit") == scopes.end()) {
-            // The owner must hold everything requested (no escalation via tokens).
-            ScopeOwner owner{ScopeOwner::Kind::User, u->name};
-            ScopeSet requested = expandScopes(scopes, owner);
-            ScopeSet granted = intersectScopes(requested, hub_.userScopes(*u), hub_.groupMembership());
-            if (renderScopes(requested) != renderScopes(granted)) {
-                std::vector<std::string> missing;
-                auto grantedList = renderScopes(granted);
-                for (const auto& s : renderScopes(requested))
-                    if (std::find(grantedList.begin(), grantedList.end(), s) == grantedList.end())
-                        missing.push_back(s);
-                return c_.error(400, "Not assigning requested scopes " + scopeList(missing) +
-                                         " not held by user " + u->name);
-            }
-        }
-        auto issued = hub_.issueToken(u->id, std::nullopt, note, scopes, expiresIn);
-        hub::logInfo("Issued token a{} for {} by {}", issued.record.id, u->name, c_.principal.name);
-        audit("token.create", u->name, "token", "a" + std::to_string(issued.record.id));
+        auto outcome = hub_.requestUserToken(*u, std::move(req), c_.principal, c_.source, "api");
+        if (!outcome.issued) return c_.error(400, outcome.error);
+        const auto& issued = *outcome.issued;
         std::string out;
         JsonWriter w(out);
         writeToken(w, issued.record, &issued.token);

@@ -10,7 +10,10 @@
 #include <stdexcept>
 
 #include "app/api.h"
+#include "app/idle_culler.h"
 #include "app/json.h"
+#include "app/metrics.h"
+#include "app/metrics_page.h"
 #include "app/pages.h"
 #include "app/subdomains.h"
 #include "app/xsrf.h"
@@ -250,7 +253,13 @@ std::vector<std::string> Hub::start() {
     loadCaches();
     addServiceRoutes();  // proxy (issue 4)
     warnAboutDisallowedUsers();
+    const auto reattachStart = std::chrono::steady_clock::now();
     servers_->reattachAll();
+    metrics::registry().observeInitSpawners(metrics::since(reattachStart));
+    if (CullPolicy policy = CullPolicy::from(settings_.idleCuller); policy.enabled()) {
+        culler_ = std::make_unique<IdleCuller>(*this, std::move(policy));
+        culler_->start();
+    }
     return errors;
 }
 
@@ -777,12 +786,16 @@ std::optional<std::chrono::seconds> Hub::loginBlocked(std::string_view source, s
                         wait->count());
         hub::audit("login.throttled",
                    {{"user", username}, {"source", source}, {"retry_after", std::to_string(wait->count())}});
+        metrics::registry().countLogin(metrics::LoginOutcome::Throttled);
     }
     return wait;
 }
 
 void Hub::loginFinished(bool ok, std::string_view source, std::string_view username, std::string_view how,
-                        std::string_view reason) {
+                        std::string_view reason, bool accountLocked) {
+    metrics::registry().countLogin(ok              ? metrics::LoginOutcome::Success
+                                   : accountLocked ? metrics::LoginOutcome::Locked
+                                                   : metrics::LoginOutcome::Failure);
     if (ok) {
         loginThrottle_.succeeded(username);
         hub::audit("login.success", {{"user", username}, {"source", source}, {"via", how}});
@@ -924,8 +937,12 @@ void Hub::addServiceRoutes() {
 
 bool Hub::addUserRoute(std::string_view user, std::string_view targetUrl, std::string* error) {
     // https (internal TLS): the server's certificate must name this user.
-    return proxy_->routes().add(settings_.baseUrl + "user/" + std::string(user) + "/", targetUrl, error,
-                                user);
+    const auto start = std::chrono::steady_clock::now();
+    const bool added =
+        proxy_->routes().add(settings_.baseUrl + "user/" + std::string(user) + "/", targetUrl, error, user);
+    metrics::registry().observeProxyAdd(added ? metrics::OpStatus::Success : metrics::OpStatus::Failure,
+                                        metrics::since(start));
+    return added;
 }
 
 void Hub::setInternalTls(std::shared_ptr<const InternalTls> tls) {
@@ -934,7 +951,11 @@ void Hub::setInternalTls(std::shared_ptr<const InternalTls> tls) {
 }
 
 bool Hub::removeUserRoute(std::string_view user) {
-    return proxy_->routes().remove(settings_.baseUrl + "user/" + std::string(user) + "/");
+    const auto start = std::chrono::steady_clock::now();
+    const bool removed = proxy_->routes().remove(settings_.baseUrl + "user/" + std::string(user) + "/");
+    // Every stop asks, routed or not; only a route that existed was deleted.
+    if (removed) metrics::registry().observeProxyDelete(metrics::OpStatus::Success, metrics::since(start));
+    return removed;
 }
 
 // Defense in depth that JupyterHub lacks (docs/security-model.md): a request
@@ -981,6 +1002,7 @@ void Hub::handleHead(hubd::http::HeadContext& context) {
     auto match = proxy_->routes().lookup(context.request.path);
     if (!match) return;  // the hub's own request: handle(), body buffered
     std::string userPrefix = settings_.baseUrl + "user/";
+    std::function<void()> onTraffic;
     if (match->prefix.compare(0, userPrefix.size(), userPrefix) == 0) {
         std::string_view owner = std::string_view(match->prefix).substr(userPrefix.size());
         owner = owner.substr(0, owner.find('/'));
@@ -989,14 +1011,20 @@ void Hub::handleHead(hubd::http::HeadContext& context) {
         if (!allowed) return;
         // Traffic through the proxy is activity (issue 4), throttled on its
         // way to the database like every other activity report.
-        if (const hub::UserRecord* u = findUser(owner)) recordActivity(u->id, hub::now());
+        if (const hub::UserRecord* u = findUser(owner)) {
+            recordActivity(u->id, hub::now());
+            // So are the frames of a long-lived WebSocket (a notebook's kernel
+            // channel) and a long stream, reported by the proxy while they flow.
+            onTraffic = [this, id = u->id] { recordActivity(id, hub::now()); };
+        }
     } else if (subdomains_ && subdomains_->onUserHost(context.request)) {
         return;  // a user's host serves that user's server and nothing else
     }
-    proxy_->forward(context, std::move(match->target));
+    proxy_->forward(context, std::move(match->target), std::move(onTraffic));
 }
 
 void Hub::handle(Request& request, Responder responder) {
+    timeHubRequest(*this, request, responder);  // jupyterhub_request_duration_seconds
     if (subdomains_ && subdomains_->handle(request, responder)) return;
     const std::string& path = request.path;
     const std::string& base = settings_.baseUrl;

@@ -46,6 +46,7 @@ struct Principal {
 };
 
 class Subdomains;
+class IdleCuller;
 
 struct ServiceInfo {
     hub::ServiceRecord record;
@@ -103,6 +104,20 @@ public:
         int status = 201;
     };
     CreateResult createUsers(const std::vector<std::string>& names, bool admin);
+    // An admin's request to add users (POST /hub/api/users, the admin page),
+    // app/hub_users.cpp: which names can be added, and why each other one
+    // cannot (invalid 400, already a user or listed twice 409, no Unix account
+    // under PAM 400). Pass `toAdd` to createUsers.
+    struct NewUsersCheck {
+        struct Refusal {
+            std::string name;    // as given: untrusted, escape it
+            std::string reason;  // a sentence with the fix
+            int status = 400;
+        };
+        std::vector<std::string> toAdd;  // normalised
+        std::vector<Refusal> refused;
+    };
+    NewUsersCheck checkNewUsers(const std::vector<std::string>& names) const;
     void updateUser(const hub::UserRecord& changed);
     void deleteUser(int64_t id);
     void recordActivity(int64_t userId, hub::Timestamp when);
@@ -143,6 +158,27 @@ public:
     std::vector<hub::TokenRecord> tokensOfUser(int64_t userId) const;
     const hub::TokenRecord* findToken(int64_t id) const;
     void revokeToken(int64_t id);
+    // A user's request for an API token, app/hub_tokens.cpp: the one path
+    // POST /hub/api/users/:name/tokens and the token page (/hub/token) share,
+    // so both check, issue, log and audit alike. `via` names the way in
+    // ("api", "token-page"); `source` is the client's address.
+    struct TokenRequest {
+        std::string note;                 // empty: "Requested via <via> by user <name>"
+        std::vector<std::string> scopes;  // raw; none (and no roles): the owner's own
+        std::vector<std::string> roles;   // built-in role names (3.0's "roles" key)
+        std::optional<double> expiresIn;  // seconds; none: never expires
+    };
+    struct TokenOutcome {
+        std::optional<IssuedToken> issued;
+        std::string error;  // why nothing was issued (status 400), a sentence with the fix
+    };
+    TokenOutcome requestUserToken(const hub::UserRecord& owner, TokenRequest request, const Principal& by,
+                                  std::string_view source, std::string_view via);
+    // Revokes one of `owner`'s tokens (an OAuth token: all of its client's
+    // tokens for that user, as 3.0), logs and audits it. False, nothing
+    // changed, if the id is not one of owner's tokens.
+    bool revokeUserToken(const hub::UserRecord& owner, int64_t tokenId, const Principal& by,
+                         std::string_view source, std::string_view via);
 
     // Scopes of a user (roles + groups' roles) and of a token.
     ScopeSet userScopes(const hub::UserRecord& user) const;
@@ -157,10 +193,12 @@ public:
     // seconds this attempt must wait, or nullopt to go ahead. `source` is
     // clientView(request).address, so clients behind a trusted proxy are
     // told apart. The outcome of each attempt goes to loginFinished, which
-    // also writes the audit line.
+    // also writes the audit line and counts it (hubd_logins_total; `accountLocked`:
+    // PAM said the account is locked, app/metrics.h).
     std::optional<std::chrono::seconds> loginBlocked(std::string_view source, std::string_view username);
     void loginFinished(bool ok, std::string_view source, std::string_view username, std::string_view how,
-                       std::string_view reason = {});
+                       std::string_view reason = {}, bool accountLocked = false);
+    const LoginThrottle& loginThrottle() const { return loginThrottle_; }
 
     // Who is asking. `forApi`: a login cookie counts only with a valid XSRF
     // token (header or _xsrf parameter) and, for POST, a JSON body.
@@ -250,6 +288,7 @@ private:
     std::string internalApiUrl_;
     std::shared_ptr<const InternalTls> internalTls_;
     std::unique_ptr<ServerManager> servers_;
+    std::unique_ptr<IdleCuller> culler_;  // IdleCuller.* (app/idle_culler.h); null when off
 
     class Api;
     class Pages;

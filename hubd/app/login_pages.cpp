@@ -11,6 +11,7 @@
 // shown with it, escaped.
 #include <fmt/format.h>
 
+#include "app/metrics.h"
 #include "app/pages.h"
 #include "hubcore/audit.h"
 #include "hubcore/log.h"
@@ -198,7 +199,10 @@ void Hub::Pages::loginStep(const std::shared_ptr<Responder>& responder, const Lo
     if (!result.ok) {
         hub::logWarning("Failed login for {} from {}: {}", hub::safe(step.username, 64), step.source,
                         hub::safe(result.failureReason));
-        hub_.loginFinished(false, step.source, step.username, "form", result.failureReason);
+        bool locked = false;  // pam_faillock's notice: counted as "locked" (hubd_logins_total)
+        for (const auto* said : {&result.messages, &step.messages})
+            for (const auto& message : *said) locked = locked || metrics::mentionsLockedAccount(message.text);
+        hub_.loginFinished(false, step.source, step.username, "form", result.failureReason, locked);
         // The failure delay runs here, on a timer, not in PAM on a thread.
         hub_.replyAfterFailureDelay(
             [responder, page = renderLogin(200, reply.next, step.username, kNeutral, retryXsrf,

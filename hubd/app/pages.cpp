@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "app/json.h"
+#include "app/metrics_page.h"
 #include "hubcore/audit.h"
 #include "hubcore/cookie.h"
 #include "hubcore/log.h"
@@ -29,6 +30,24 @@ header { display: flex; justify-content: space-between; align-items: center; pad
 header .brand { font-weight: 700; font-size: 1.2rem; text-decoration: none; color: inherit; }
 header nav a, header nav form { margin-left: 1rem; display: inline; }
 main { max-width: 40rem; margin: 2rem auto; padding: 0 1.5rem; }
+main:has(#admin) { max-width: 75rem; }
+#admin table { border-collapse: collapse; width: 100%; margin: 1rem 0; }
+#admin th, #admin td { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid #8884; vertical-align: top; }
+#admin td.actions form { display: inline; }
+#admin td.actions > * { margin-right: .4rem; }
+#admin td.actions button { padding: .2rem .6rem; }
+#admin .problem { color: #c00; font-size: .9em; }
+#admin ul#admin-flash { list-style: none; padding: 0; }
+#admin section { margin-top: 2rem; }
+#admin textarea { font: inherit; display: block; margin: .5rem 0; }
+main:has(#token-page) { max-width: 64rem; }
+#token-page table { border-collapse: collapse; width: 100%; margin: 1rem 0; }
+#token-page th, #token-page td { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid #8884; vertical-align: top; }
+#token-page td.note { overflow-wrap: anywhere; }
+#token-page form.token-form { display: grid; gap: .5rem; max-width: 32rem; }
+#token-page select { font: inherit; padding: .4rem; }
+#token-value { overflow-wrap: anywhere; white-space: pre-wrap; font-size: 1.1rem; }
+.visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%); }
 form.login { display: grid; gap: .75rem; max-width: 22rem; margin: 0 auto; }
 label { font-weight: 600; }
 input[type=text], input[type=password] { font: inherit; padding: .5rem; border: 1px solid #888; border-radius: 4px; }
@@ -151,8 +170,14 @@ Response renderHubPage(const Hub& hub, int status, std::string_view title, std::
     if (user) {
         nav = fmt::format(
             "<nav aria-label=\"Account\"><span>Signed in as <strong>{}</strong></span>"
-            "<a href=\"{}home\">Home</a><a href=\"{}logout\">Log out</a></nav>",
-            htmlEscape(user->name), prefix, prefix);
+            "<a href=\"{}home\">Home</a><a id=\"nav-token\" href=\"{}token\">Token</a>{}"
+            "<a href=\"{}logout\">Log out</a></nav>",
+            htmlEscape(user->name), prefix, prefix,
+            // The admin panel (admin_pages.cpp) for holders of admin-ui.
+            hub.userScopes(*user).count("admin-ui")
+                ? "<a id=\"nav-admin\" href=\"" + prefix + "admin\">Admin</a>"
+                : std::string(),
+            prefix);
     }
     Response r;
     r.status = status;
@@ -232,6 +257,7 @@ void Hub::Pages::handle(std::string_view path, Request& request, Responder respo
         return responder.send(std::move(r));
     }
     if (path == "/health" && get) return responder.send(jsonResponse(200, {}));
+    if (path == "/metrics" && get) return serveMetricsPage(hub_, request, std::move(responder));
     if (path == "/login") {
         if (get) return loginPage(request, std::move(responder));
         if (m == "POST") return loginSubmit(request, std::move(responder));
@@ -247,6 +273,8 @@ void Hub::Pages::handle(std::string_view path, Request& request, Responder respo
         return spawnPending(path.substr(15), request, std::move(responder));
     if (path == "/stop" && m == "POST") return stopServer(request, std::move(responder));
     if (path == "/server-log" && get) return serverLog(request, std::move(responder));
+    if (path == "/admin" && (get || m == "POST")) return admin(request, std::move(responder));
+    if (path == "/token" && (get || m == "POST")) return tokenPage(request, std::move(responder));
     notFound(request, std::move(responder));
 }
 
@@ -431,12 +459,28 @@ void Hub::Pages::serverLog(Request& request, Responder responder) {
     const hub::UserRecord* user = hub_.cookieUser(request);
     if (!user)
         return responder.send(redirect(302, hub_.hubPrefix() + "login?next=" + urlEncode(request.rawPath)));
+    // ?user=NAME: someone else's log, for holders of read:servers on NAME
+    // (admins, from the admin page), as GET /hub/api/users/NAME/server/log.
+    const hub::UserRecord* owner = user;
+    if (auto other = request.queryParam("user"); other && *other != user->name) {
+        Resource r{*other, hub_.groupsOf(*other), *other + "/", {}, {}};
+        if (!holds(hub_.userScopes(*user), "read:servers", r))
+            return responder.send(
+                page(403, "Not available",
+                     "<h1>Not your server</h1>\n<p class=\"error\">Reading another user's "
+                     "server log needs the read:servers scope for them (admins have it).</p>",
+                     user));
+        owner = hub_.findUser(*other);
+        if (!owner) return notFound(request, std::move(responder));
+    }
     auto shared = std::make_shared<Responder>(std::move(responder));
     Hub* hub = &hub_;
     std::string name = user->name;
-    hub_.servers().readLog(*user, 200, [shared, hub, name](std::string text, std::string error) {
+    std::string heading =
+        owner == user ? std::string("Your server's log") : htmlEscape(owner->name) + "&#8217;s server log";
+    hub_.servers().readLog(*owner, 200, [shared, hub, name, heading](std::string text, std::string error) {
         const hub::UserRecord* u = hub->findUser(name);
-        std::string body = "<h1>Your server's log</h1>\n";
+        std::string body = "<h1 id=\"server-log-title\">" + heading + "</h1>\n";
         if (!error.empty())
             body += "<p class=\"error\">" + htmlEscape(error) + "</p>";
         else

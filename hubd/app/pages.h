@@ -11,6 +11,8 @@
 
 namespace hubd {
 
+class AdminFlashes;  // admin_pages.cpp
+
 class Hub::Pages {
 public:
     explicit Pages(Hub& hub);  // login_pages.cpp
@@ -39,6 +41,10 @@ private:
     void spawnPending(std::string_view name, hubd::http::Request& request, hubd::http::Responder responder);
     void stopServer(hubd::http::Request& request, hubd::http::Responder responder);
     void serverLog(hubd::http::Request& request, hubd::http::Responder responder);
+    // The admin panel, admin_pages.cpp: GET lists users, POST runs one action.
+    void admin(hubd::http::Request& request, hubd::http::Responder responder);
+    // The token page, token_pages.cpp: GET lists and offers a form, POST creates or revokes.
+    void tokenPage(hubd::http::Request& request, hubd::http::Responder responder);
     std::string serverProblem(const ServerState* s) const;
     void userNotRunning(std::string_view user, hubd::http::Request& request, hubd::http::Responder responder);
     std::string nextUrl(const hubd::http::Request& request, const hub::UserRecord* user) const;
@@ -57,6 +63,7 @@ private:
     bool xsrfPosted(const hubd::http::Request& request, const hub::UserRecord* user) const;
     Hub& hub_;
     std::unique_ptr<LoginConversations> logins_;  // sign-ins in progress
+    std::shared_ptr<AdminFlashes> adminFlashes_;  // the admin page's status messages
 };
 
 // A complete hub page (layout, stylesheet, security headers) around `body`;

@@ -2,6 +2,8 @@
 // Server life cycle through the sudospawner helper (docs/protocol.md).
 #include "app/servers.h"
 
+#include "app/metrics.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -12,8 +14,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "app/hub.h"
+#include "app/idle_culler.h"
 #include "app/json.h"
 #include "app/subdomains.h"
 #include "http/transport.h"
@@ -200,6 +204,11 @@ std::vector<std::pair<std::string, std::string>> ServerManager::environment(cons
     if (!settings.defaultUrl.empty()) env.emplace_back("JUPYTERHUB_DEFAULT_URL", settings.defaultUrl);
     if (!settings.notebookDir.empty()) env.emplace_back("JUPYTERHUB_ROOT_DIR", settings.notebookDir);
     if (settings.spawnerDebug) env.emplace_back("JUPYTERHUB_DEBUG", "1");
+    // With idle culling on, the server reports its own (kernel) activity often
+    // enough for its timeout (app/idle_culler.h); off, nothing changes.
+    if (CullPolicy culling = CullPolicy::from(settings.idleCuller); culling.enabled())
+        if (auto every = activityInterval(culling.idleTimeoutFor(hub_.groupsOf(user.name))))
+            env.emplace_back("JUPYTERHUB_ACTIVITY_INTERVAL", std::to_string(*every));
     // Spawner.environment comes last, as in JupyterHub; the helper's policy
     // refuses any name it does not allow, with a sentence naming it.
     for (const auto& [k, v] : settings.spawnerEnvironment) {
@@ -219,9 +228,8 @@ bool ServerManager::openChannel(int64_t userId, const std::string& userName, std
         [this, userId](const hubproto::Message& m) { onMessage(userId, m); },
         [this, userId](const std::string& why) { onClosed(userId, why); }, error);
     if (!s.channel)
-        error +=
-            "; check SudoSpawner.sudospawner_path (meson install puts the helper at "
-            "/usr/local/bin/sudospawner) and docs/install.md";
+        error += "; check SudoSpawner.sudospawner_path (meson install puts the helper at " +
+                 std::string(hub::kSudospawnerPath) + ") and docs/install.md";
     return s.channel != nullptr;
 }
 
@@ -233,6 +241,8 @@ std::optional<std::string> ServerManager::start(const hub::UserRecord& user, std
     if (s.phase == Phase::Stopping)
         return fmt::format("{}'s server is stopping; try again in a moment", user.name);
     if (s.phase == Phase::Spawning) {  // already on its way
+        // 3.0 observes this too (its duration: the handler's, next to nothing).
+        metrics::registry().observeSpawn(metrics::SpawnStatus::AlreadyPending, {});
         if (settled) s.waiters.push_back(std::move(settled));
         return std::nullopt;
     }
@@ -342,6 +352,11 @@ void ServerManager::onMessage(int64_t userId, const hubproto::Message& m) {
                                                                        : "terminated",
                      msSince(s.requestedAt));
         finishStopped(userId);
+    } else if (auto* log = std::get_if<hubproto::Log>(&m)) {
+        if (s.logReaders.empty()) return;
+        auto reader = std::move(s.logReaders.front());
+        s.logReaders.pop_front();
+        if (*reader) std::exchange(*reader, nullptr)(log->data, {});
     } else if (auto* err = std::get_if<hubproto::Error>(&m)) {
         if (err->code == hubproto::ErrorCode::ServerExited) return;  // EXITED said it
         fail(userId, hub::safe(err->message, 1000));
@@ -351,6 +366,8 @@ void ServerManager::onMessage(int64_t userId, const hubproto::Message& m) {
 void ServerManager::onClosed(int64_t userId, const std::string& why) {
     ServerState& s = slot(userId);
     s.channel.reset();
+    for (auto& reader : std::exchange(s.logReaders, {}))
+        if (*reader) std::exchange(*reader, nullptr)({}, "the helper conversation ended: " + why);
     if (s.phase == Phase::Spawning || s.phase == Phase::Stopping) {
         fail(userId, why.empty() ? std::string("the helper ended the conversation unexpectedly") : why);
     } else if (s.phase == Phase::Running) {
@@ -405,6 +422,9 @@ void ServerManager::markReady(int64_t userId) {
     s.lastExit.clear();
     s.lastLog.clear();
     s.progress.push_back({100, "Server ready"});
+    // A start this hub requested (a reattached server has no request time).
+    if (s.requestedAt != std::chrono::steady_clock::time_point{})
+        metrics::registry().observeSpawn(metrics::SpawnStatus::Success, metrics::since(s.requestedAt));
     persist(userId);
     // The route appears atomically with readiness; requests still pass
     // Hub::mayUseUserRoute before the proxy forwards them.
@@ -425,17 +445,25 @@ void ServerManager::fail(int64_t userId, std::string sentence) {
     const hub::UserRecord* user = hub_.findUserById(userId);
     hub::logWarning("Server of {}: {}", user ? user->name : std::to_string(userId), sentence);
     s.lastError = std::move(sentence);
-    if (s.phase == Phase::Stopping && s.pid != 0) {
-        // The stop failed: the server may still run. Keep it as running.
-        s.phase = Phase::Running;
-        settle(userId);
-        return;
+    if (s.phase == Phase::Stopping) {
+        metrics::registry().observeStop(metrics::OpStatus::Failure, metrics::since(s.requestedAt));
+        if (s.pid != 0) {
+            // The stop failed: the server may still run. Keep it as running.
+            s.phase = Phase::Running;
+            settle(userId);
+            return;
+        }
+        s.phase = Phase::Stopped;  // counted above as a failed stop, not again below as a stop
     }
     finishStopped(userId);
 }
 
 void ServerManager::finishStopped(int64_t userId) {
     ServerState& s = slot(userId);
+    if (s.phase == Phase::Spawning && s.requestedAt != std::chrono::steady_clock::time_point{})
+        metrics::registry().observeSpawn(metrics::SpawnStatus::Failure, metrics::since(s.requestedAt));
+    else if (s.phase == Phase::Stopping)
+        metrics::registry().observeStop(metrics::OpStatus::Success, metrics::since(s.requestedAt));
     if (s.timer) hub_.loop().cancelTimer(s.timer);
     s.timer = 0;
     if (s.tokenId) hub_.revokeToken(*s.tokenId);
@@ -546,9 +574,23 @@ std::optional<std::string> ServerManager::stop(const hub::UserRecord& user, std:
 
 void ServerManager::readLog(const hub::UserRecord& user, uint32_t lines,
                             std::function<void(std::string text, std::string error)> done) {
-    // A separate short conversation: ATTACH, READ_LOG, then close.
-    const ServerState* s = state(user.id);
-    if (!s || s->pid == 0) return done({}, "the server is not running");
+    if (const ServerState* known = state(user.id); !known || known->pid == 0)
+        return done({}, "the server is not running");
+    ServerState* s = &slot(user.id);
+    if (s->channel) {
+        // Asked on the conversation that supervises the server: a second
+        // ATTACH would take supervision away from it (the supervisor serves
+        // one hub conversation), and a later STOP sent here would go nowhere.
+        auto reader = std::make_shared<std::function<void(std::string, std::string)>>(std::move(done));
+        s->logReaders.push_back(reader);
+        s->channel->send(hubproto::ReadLog{lines});
+        hub_.loop().addTimer(std::chrono::seconds(10), [reader] {
+            if (*reader) std::exchange(*reader, nullptr)({}, "the helper did not answer within 10 s");
+        });
+        return;
+    }
+    // No conversation left (hubd lost it): a short one of its own, ATTACH,
+    // READ_LOG, then close; stop() attaches again when it needs to.
     std::string error;
     auto holder = std::make_shared<std::unique_ptr<HelperChannel>>();
     auto finished = std::make_shared<bool>(false);

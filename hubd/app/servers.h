@@ -8,6 +8,7 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -47,6 +48,10 @@ struct ServerState {
     std::string lastLog;       // its last log lines (untrusted bytes)
     std::unique_ptr<HelperChannel> channel;
     std::vector<std::function<void()>> waiters;  // called when the phase settles
+    // READ_LOG requests sent on `channel`, oldest first: the supervisor
+    // answers them in order. An entry stays until its LOG arrives, even if
+    // it timed out (then `done` is empty), to keep replies matched.
+    std::deque<std::shared_ptr<std::function<void(std::string text, std::string error)>>> logReaders;
     hubd::http::EventLoop::TimerId timer = 0;
     int probeAttempt = 0;
     std::vector<ProgressEvent> progress;                // steps of the current or last start

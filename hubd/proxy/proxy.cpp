@@ -131,6 +131,7 @@ public:
     Exchange& operator=(const Exchange&) = delete;
 
     void start();
+    void setOnTraffic(std::function<void()> onTraffic);
 
 private:
     enum class Phase { Connecting, AwaitingHead, StreamingBody, Tunnel };
@@ -165,6 +166,7 @@ private:
     void checkDone();
     void updateInterest();
     void refreshDeadline();
+    void noteTraffic();
     void setDeadline(std::chrono::milliseconds fromNow);
     void armTimer();
 
@@ -218,6 +220,9 @@ private:
     Buffer toClient_;
     size_t interimBytes_ = 0;  // of toClient_: our own 100 Continue, not yet a response
     std::string decoded_;      // scratch for de-chunking
+
+    std::function<void()> onTraffic_;
+    Clock::time_point nextTrafficReport_{};
 
     // tunnel
     bool clientEof_ = false;
@@ -619,8 +624,24 @@ void Proxy::Exchange::pump() {
         toClient_.releaseIfEmpty();
         toBackend_.releaseIfEmpty();
     }
-    if (any) refreshDeadline();
+    if (any) {
+        refreshDeadline();
+        noteTraffic();
+    }
     updateInterest();
+}
+
+void Proxy::Exchange::setOnTraffic(std::function<void()> onTraffic) {
+    onTraffic_ = std::move(onTraffic);
+    nextTrafficReport_ = loop_.now() + config_.trafficReportInterval;  // the head itself is the caller's
+}
+
+void Proxy::Exchange::noteTraffic() {
+    if (!onTraffic_) return;
+    const auto now = loop_.now();
+    if (now < nextTrafficReport_) return;
+    nextTrafficReport_ = now + config_.trafficReportInterval;
+    onTraffic_();
 }
 
 bool Proxy::Exchange::readClient() {
@@ -1203,11 +1224,13 @@ bool Proxy::forwardIfRouted(http::HeadContext& context) {
     return true;
 }
 
-void Proxy::forward(http::HeadContext& context, std::shared_ptr<const Upstream> target) {
+void Proxy::forward(http::HeadContext& context, std::shared_ptr<const Upstream> target,
+                    std::function<void()> onTraffic) {
     ++stats_.requests;
     auto owned = std::make_unique<Exchange>(*this, context.takeOver(), context.request, context.info,
                                             std::move(target));
     Exchange* exchange = owned.get();
+    if (onTraffic) exchange->setOnTraffic(std::move(onTraffic));
     exchanges_.emplace(exchange, std::move(owned));
     exchange->start();
 }

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -34,10 +35,13 @@ struct ProxyConfig {
     std::chrono::milliseconds ioTimeout{300'000};  // no byte either way while a body streams; closes
     std::chrono::milliseconds tunnelIdleTimeout{3'600'000};  // WebSocket without a byte either way; closes
     std::chrono::milliseconds poolIdleTimeout{30'000};       // idle backend keep-alive connection; closed
-    size_t bufferBytes = 64 * 1024;                          // per direction
-    size_t maxResponseHeadBytes = 64 * 1024;                 // 502 beyond
-    size_t maxResponseHeaders = 200;                         // 502 beyond
-    size_t maxIdlePerBackend = 64;  // kept for reuse; more are closed when they finish
+    // forward()'s onTraffic runs at most this often per exchange while bytes
+    // move (a WebSocket's frames, a long download): activity for the idle culler.
+    std::chrono::milliseconds trafficReportInterval{5'000};
+    size_t bufferBytes = 64 * 1024;           // per direction
+    size_t maxResponseHeadBytes = 64 * 1024;  // 502 beyond
+    size_t maxResponseHeaders = 200;          // 502 beyond
+    size_t maxIdlePerBackend = 64;            // kept for reuse; more are closed when they finish
     // In use at once; 503 beyond. Below the ~28k ephemeral ports of one
     // destination (port exhaustion: CHP #557), above what a WebSocket-heavy
     // service needs.
@@ -83,8 +87,11 @@ public:
     // connection over and forwards it; returns whether it did.
     bool forwardIfRouted(http::HeadContext& context);
     // Takes the connection over and forwards the request to `target`
-    // (the caller has decided it may go there).
-    void forward(http::HeadContext& context, std::shared_ptr<const Upstream> target);
+    // (the caller has decided it may go there). `onTraffic`, if set, runs on
+    // the loop when bytes pass either way, at most once per
+    // trafficReportInterval, never after the exchange ends.
+    void forward(http::HeadContext& context, std::shared_ptr<const Upstream> target,
+                 std::function<void()> onTraffic = {});
 
     ProxyStats stats() const;
 

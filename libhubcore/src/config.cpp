@@ -12,6 +12,7 @@
 
 #include "hubcore/cidr.h"
 #include "hubcore/config.h"
+#include "hubcore/idle_culler_command.h"
 #include "hubcore/subdomain.h"
 
 namespace hub {
@@ -409,7 +410,8 @@ void services(const Apply& x, const PyValue& v) {
                 fmt::format("{} ('{}'): url '{}' is not a valid URL: {}", r.what, svc.name, svc.url, why));
             return;
         }
-        if (!svc.command.empty())
+        // A jupyterhub_idle_culler command becomes the built-in culler (finish()).
+        if (!svc.command.empty() && !readIdleCullerCommand(svc.command))
             x.warn(
                 fmt::format("{} ('{}'): command is accepted but hubd does not launch managed services: start "
                             "the service yourself",
@@ -420,6 +422,31 @@ void services(const Apply& x, const PyValue& v) {
         out.push_back(std::move(svc));
     }
     x.st.s.services = std::move(out);
+}
+
+// IdleCuller.* durations: whole seconds, 0 = off; at most ten years.
+std::optional<int64_t> cullerSeconds(const Apply& x, const PyValue& v) {
+    if (v.integer < 0 || v.integer > 315'360'000) {
+        x.error(fmt::format("{} must be a number of seconds from 0 (off) to 315360000, got {}", x.name,
+                            v.integer));
+        return std::nullopt;
+    }
+    return v.integer;
+}
+
+void groupTimeouts(const Apply& x, const PyValue& v) {
+    std::map<std::string, int64_t> out;
+    for (const auto& [k, val] : v.dict) {
+        if (k.kind != VK::Str || k.str.empty() || val.kind != VK::Int) {
+            x.error(fmt::format("{} must map group names to seconds, e.g. {{'students': 3600}}, got {}: {}",
+                                x.name, shortRepr(k), shortRepr(val)));
+            return;
+        }
+        auto n = cullerSeconds(x, val);
+        if (!n) return;
+        out[k.str] = *n;
+    }
+    x.st.s.idleCuller.groupTimeouts = std::move(out);
 }
 
 bool validRoleName(std::string_view n) {
@@ -583,6 +610,10 @@ void altNames(const Apply& x, const PyValue& v) {
     [](const Apply& x, const PyValue& v) {                 \
         if (auto n = positiveInt(x, v)) x.st.s.field = *n; \
     }
+#define CULLER_SECONDS(field)                                           \
+    [](const Apply& x, const PyValue& v) {                              \
+        if (auto n = cullerSeconds(x, v)) x.st.s.idleCuller.field = *n; \
+    }
 #define STRINGS(field, unique)                                                           \
     [](const Apply& x, const PyValue& v) {                                               \
         if (auto items = x.strings(v, x.name, unique)) x.st.s.field = std::move(*items); \
@@ -656,7 +687,14 @@ const std::map<std::string_view, Handler>& handlers() {
                  x.st.s.auditLog = v.str;
          }},
         {"JupyterHub.throttle_logins", SETTER(throttleLogins, v.boolean)},
+        {"JupyterHub.authenticate_prometheus", SETTER(authenticatePrometheus, v.boolean)},
         {"JupyterHub.services", services},
+        {"IdleCuller.timeout", CULLER_SECONDS(timeout)},
+        {"IdleCuller.max_age", CULLER_SECONDS(maxAge)},
+        {"IdleCuller.cull_every", CULLER_SECONDS(cullEvery)},
+        {"IdleCuller.cull_users", SETTER(idleCuller.cullUsers, v.boolean)},
+        {"IdleCuller.cull_admin_users", SETTER(idleCuller.cullAdminUsers, v.boolean)},
+        {"IdleCuller.group_timeouts", groupTimeouts},
         {"JupyterHub.load_roles", loadRoles},
         {"JupyterHub.api_tokens", apiTokens},
         {"JupyterHub.api_page_default_limit", POSITIVE_INT(apiPageDefaultLimit)},
@@ -740,6 +778,7 @@ const std::map<std::string_view, Handler>& handlers() {
 #undef SETTER
 #undef POSITIVE_INT
 #undef STRINGS
+#undef CULLER_SECONDS
 
 // The generic check of TraitInfo::type; "Union", "Enum" and "Any" are left to handlers.
 bool typeMatches(std::string_view type, const PyValue& v, std::string& want) {
@@ -1087,11 +1126,53 @@ private:
                    "JupyterHub.subdomain_host uses http: users' servers cannot read the hub's cookies, but "
                    "without TLS they can plant cookies on the hub's host (the __Host- cookie prefix needs "
                    "https); use https with a wildcard certificate (docs/security-model.md)"));
+        translateIdleCullerService();
         if (s.apiPageDefaultLimit > s.apiPageMaxLimit)
             diags_.push_back(at("JupyterHub.api_page_default_limit", Severity::Error,
                                 fmt::format("JupyterHub.api_page_default_limit ({}) must not exceed "
                                             "JupyterHub.api_page_max_limit ({})",
                                             s.apiPageDefaultLimit, s.apiPageMaxLimit)));
+    }
+
+    // hubd launches no services: a service that would run jupyterhub_idle_culler
+    // turns on the built-in culler with the same flags, unless IdleCuller.* is set.
+    void translateIdleCullerService() {
+        const auto& services = st_.s.services;
+        for (std::size_t i = 0; i < services.size(); ++i) {
+            auto cmd = readIdleCullerCommand(services[i].command);
+            if (!cmd) continue;
+            const std::string what = fmt::format("JupyterHub.services[{}] ('{}')", i, services[i].name);
+            for (const auto& problem : cmd->problems)
+                diags_.push_back(at("JupyterHub.services", Severity::Error,
+                                    fmt::format("{} runs jupyterhub_idle_culler: {}", what, problem)));
+            const bool explicitCuller = std::any_of(st_.where.begin(), st_.where.end(), [](const auto& w) {
+                return w.first.rfind("IdleCuller.", 0) == 0;
+            });
+            if (explicitCuller || !st_.s.idleCuller.translatedFrom.empty()) {
+                diags_.push_back(
+                    at("JupyterHub.services", Severity::Warning,
+                       fmt::format("{} runs jupyterhub_idle_culler, which hubd does not launch; "
+                                   "its flags are ignored because {} already configures the "
+                                   "built-in culler",
+                                   what, explicitCuller ? "IdleCuller.*" : st_.s.idleCuller.translatedFrom)));
+                continue;
+            }
+            IdleCullerSettings& c = st_.s.idleCuller;
+            c = cmd->settings;
+            c.translatedFrom = what;
+            std::string ignored;
+            for (const auto& flag : cmd->ignored) ignored += (ignored.empty() ? "" : " ") + flag;
+            diags_.push_back(
+                at("JupyterHub.services", Severity::Warning,
+                   fmt::format(
+                       "{} runs jupyterhub_idle_culler, which hubd does not launch: the built-in culler "
+                       "does its work instead, with IdleCuller.timeout = {}, max_age = {}, cull_every = "
+                       "{}, cull_users = {}, cull_admin_users = {}{} (docs/config.md, \"Idle culling\"); "
+                       "set IdleCuller.* and remove the service to silence this",
+                       what, c.timeout, c.maxAge, c.cullEvery, c.cullUsers ? "True" : "False",
+                       c.cullAdminUsers ? "True" : "False",
+                       ignored.empty() ? "" : "; ignored, as the hub needs none of them: " + ignored)));
+        }
     }
 
     State st_;

@@ -124,7 +124,9 @@ std::vector<TraitInfo> buildCatalogue() {
     later("JupyterHub.logo_file", "Unicode", "''", "Path to the logo shown on hub pages.");
     later("JupyterHub.load_groups", "Dict", "{}", "Groups to create: {group: [usernames]}.");
     later("JupyterHub.custom_scopes", "Dict", "{}", "Custom scopes for services to check.");
-    later("JupyterHub.authenticate_prometheus", "Bool", "True", "Require a token to read /hub/metrics.");
+    add("JupyterHub.authenticate_prometheus", "Bool", "True",
+        "Serve /hub/metrics only to a token or login with the read:metrics scope; False lets anyone read "
+        "it (docs/api-compatibility.md, Metrics).");
     later("JupyterHub.last_activity_interval", "Int", "300", "Seconds between last-activity updates.");
     later("JupyterHub.upgrade_db", "Bool", "False", "Upgrade the database schema automatically at start.");
     later("JupyterHub.reset_db", "Bool", "False", "Purge and reset the database at start.");
@@ -240,7 +242,7 @@ std::vector<TraitInfo> buildCatalogue() {
               "hubd starts servers through sudospawner, not subprocess.Popen");
     notNeeded("LocalProcessSpawner.shell_cmd", "Command", "[]", "Shell that wraps the server command.",
               "hubd never runs servers through a shell, which could read user-writable startup files");
-    add("SudoSpawner.sudospawner_path", "Unicode", "'/usr/local/bin/sudospawner'",
+    add("SudoSpawner.sudospawner_path", "Unicode", "'" + std::string(kSudospawnerPath) + "'",
         "Absolute path of the sudospawner helper, exactly as the sudoers rule names it.");
     add("SudoSpawner.profile", "Unicode", "'default'",
         "Which profile of the root-owned sudospawner policy starts servers (what runs is the policy's "
@@ -252,6 +254,23 @@ std::vector<TraitInfo> buildCatalogue() {
     notNeeded("SudoSpawner.debug_mediator", "Bool", "False",
               "Debug logging for the mediator (removed in sudospawner 1.0).",
               "hubd's sudospawner helper is not the Python mediator and logs at a fixed level");
+
+    // hubd: the built-in idle culler (hubd/app/idle_culler.h, docs/config.md "Idle culling")
+    add("IdleCuller.timeout", "Int", "0",
+        "hubd: stop servers that saw no activity (proxied traffic or the server's own activity reports) "
+        "for this many seconds; 0 turns idle culling off.");
+    add("IdleCuller.max_age", "Int", "0",
+        "hubd: stop servers this many seconds after they started, even if active; 0 means no limit.");
+    add("IdleCuller.cull_every", "Int", "0",
+        "hubd: seconds between culling passes; 0 means a tenth of the shortest timeout, between 1 and 60.");
+    add("IdleCuller.cull_users", "Bool", "False",
+        "hubd: also remove users without a running server who were inactive for the timeout, but only "
+        "those a new login would bring back as they were (allowed, and admin again if admin).");
+    add("IdleCuller.cull_admin_users", "Bool", "True",
+        "hubd: whether cull_users may remove admin users (as jupyterhub-idle-culler's --cull-admin-users).");
+    add("IdleCuller.group_timeouts", "Dict", "{}",
+        "hubd: idle timeouts by hub group, {'group': seconds}; a member of several groups gets the longest, "
+        "0 means never idle-culled; users in none of them get IdleCuller.timeout.");
 
     // Proxy
     for (const char* trait : {"api_token", "auth_token", "api_url", "pid_file"})

@@ -32,18 +32,10 @@
 // Prints "e2e: ok <step>" per step and "e2e: PASS" at the end; exit 0 on
 // success, 1 on any failure (with failure.png, the page URL, console errors,
 // failed requests and WebSocket events printed).
-import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import path from 'node:path';
 
-const env = (name, dflt) => {
-  const v = process.env[name] ?? dflt;
-  if (v === undefined || v === '') {
-    console.error(`e2e: missing environment variable ${name}`);
-    process.exit(2);
-  }
-  return v;
-};
+import { Harness, env } from './harness.mjs';
 
 const HUB_URL = env('HUB_URL').replace(/\/+$/, '');
 const USER = env('USER');
@@ -59,74 +51,12 @@ const HANDSHAKE_DIR = process.env.HANDSHAKE_DIR || '';
 const HANDSHAKE_MS = 120000;
 
 const USER_PREFIX = `/user/${encodeURIComponent(USER)}/`;
-const t0 = Date.now();
-const elapsed = () => `${((Date.now() - t0) / 1000).toFixed(1)}s`;
-const log = (msg) => console.log(`e2e [${elapsed()}] ${msg}`);
-
-fs.mkdirSync(ARTIFACTS, { recursive: true });
-
-// Everything the browser tells us, printed on failure (and summarized on success).
-const events = [];
-const record = (who, msg) => {
-  events.push(`[${elapsed()}] ${who}: ${msg}`);
-  if (events.length > 400) events.shift();
-};
-const watch = (page, who) => {
-  page.on('console', (m) => {
-    if (m.type() === 'error' || m.type() === 'warning') record(who, `console.${m.type()}: ${m.text()} (${m.location()?.url || 'no url'})`);
-  });
-  page.on('pageerror', (e) => record(who, `page error: ${e.message}`));
-  page.on('requestfailed', (r) => record(who, `request failed: ${r.method()} ${r.url()} (${r.failure()?.errorText})`));
-  page.on('response', (r) => {
-    if (r.status() >= 400) record(who, `HTTP ${r.status()} ${r.request().method()} ${r.url()}`);
-  });
-  page.on('websocket', (ws) => {
-    let sent = 0;
-    let received = 0;
-    record(who, `websocket open ${ws.url()}`);
-    ws.on('framesent', () => sent++);
-    ws.on('framereceived', () => received++);
-    ws.on('socketerror', (e) => record(who, `websocket error ${ws.url()}: ${e}`));
-    ws.on('close', () => record(who, `websocket closed ${ws.url()} (${sent} frames sent, ${received} received)`));
-  });
-};
-
-let browser;
-let current; // the page a failure screenshot should show
-let step = 'start-up';
-
-const shot = async (page, name) => {
-  await page.screenshot({ path: path.join(ARTIFACTS, name), fullPage: true });
-  log(`screenshot ${name}`);
-};
-
-const ok = (msg) => log(`ok ${msg}`);
-const fail = (msg) => {
-  throw new Error(msg);
-};
-
-const fail_report = async (err) => {
-  console.log(`e2e: FAIL in step "${step}": ${err && err.stack ? err.stack : err}`);
-  if (current) {
-    try {
-      console.log(`e2e: page URL at failure: ${current.url()}`);
-      await current.screenshot({ path: path.join(ARTIFACTS, 'failure.png'), fullPage: true, timeout: 10000 });
-      console.log(`e2e: failure screenshot ${path.join(ARTIFACTS, 'failure.png')}`);
-      const text = await current.evaluate(() => document.body ? document.body.innerText : '').catch(() => '');
-      console.log(`e2e: page text at failure:\n${String(text).slice(0, 2000)}`);
-    } catch (e) {
-      console.log(`e2e: could not capture the failing page: ${e.message}`);
-    }
-  }
-  console.log(`e2e: browser events (console errors, HTTP >= 400, failed requests, WebSockets):`);
-  for (const e of events) console.log(`  ${e}`);
-};
-
-const watchdog = setTimeout(async () => {
-  await fail_report(new Error(`overall time limit of ${OVERALL_MS / 1000} s exceeded`));
-  try { await browser?.close(); } catch {}
-  process.exit(1);
-}, OVERALL_MS);
+const h = new Harness({ artifacts: ARTIFACTS, overallMs: OVERALL_MS });
+const log = (msg) => h.log(msg);
+const ok = (msg) => h.ok(msg);
+const fail = (msg) => h.fail(msg);
+const shot = (page, name) => h.shot(page, name);
+const events = h.events;
 
 const login = async (page, user, password) => {
   const resp = await page.goto(HUB_URL + '/');
@@ -195,25 +125,19 @@ const kernelIdle = () => window.Jupyter && Jupyter.notebook && Jupyter.notebook.
 const serverStatus = async (page) =>
   ((await page.locator('#server-status').textContent({ timeout: 10000 })) || '').trim();
 
-try {
-  step = 'launch chromium';
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync',
-      '--disable-features=Translate,OptimizationHints,MediaRouter'],
-  });
+await h.run(async () => {
+  h.step = 'launch chromium';
+  const browser = await h.launch(CHROMIUM);
   log(`chromium ${browser.version()}, hub ${HUB_URL}, user ${USER}`);
   const alice = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   alice.setDefaultTimeout(30000);
   alice.setDefaultNavigationTimeout(60000);
   const page = await alice.newPage();
-  current = page;
-  watch(page, USER);
+  h.current = page;
+  h.watch(page, USER);
 
   // 1. login page -> home
-  step = '1 login';
+  h.step = '1 login';
   await login(page, USER, PASSWORD);
   await shot(page, '01-login.png');
   await submitLogin(page);
@@ -226,7 +150,7 @@ try {
   ok(`logged in as ${USER}, on ${page.url()} ("${status0}")`);
 
   // 2. start -> pending page (reloads itself) -> notebook tree
-  step = '2 start server';
+  h.step = '2 start server';
   await Promise.all([
     page.waitForURL((u) => u.pathname.startsWith('/hub/spawn-pending/') || u.pathname.startsWith(USER_PREFIX),
       { timeout: 30000 }),
@@ -239,7 +163,7 @@ try {
   } else {
     fail(`the start button went straight to ${page.url()}, not the pending page`);
   }
-  step = '2 wait for the notebook tree';
+  h.step = '2 wait for the notebook tree';
   await page.waitForURL((u) => u.pathname === `${USER_PREFIX}tree` || u.pathname === `${USER_PREFIX}tree/`,
     { timeout: 120000 });
   await page.waitForSelector('#new-dropdown-button', { state: 'visible', timeout: 60000 });
@@ -250,23 +174,23 @@ try {
   ok(`notebook tree at ${page.url()} (title "${await page.title()}")`);
 
   // 3. New -> Python 3 notebook, in a popup
-  step = '3 new notebook';
+  h.step = '3 new notebook';
   await page.click('#new-dropdown-button');
   const item = page.locator('#new-menu li#kernel-python3 > a');
   await item.waitFor({ state: 'visible' });
   const itemText = ((await item.textContent()) || '').trim();
   const [nb] = await Promise.all([alice.waitForEvent('page', { timeout: 30000 }), item.click()]);
-  current = nb;
-  watch(nb, `${USER} notebook`);
+  h.current = nb;
+  h.watch(nb, `${USER} notebook`);
   await nb.waitForURL((u) => u.pathname.startsWith(`${USER_PREFIX}notebooks/`) && u.pathname.endsWith('.ipynb'),
     { timeout: 60000 });
   ok(`"${itemText}" opened ${nb.url()}`);
-  step = '3 kernel connects';
+  h.step = '3 kernel connects';
   await nb.waitForFunction(kernelIdle, null, { timeout: 90000, polling: 250 });
   const kernelName = await nb.evaluate(() => Jupyter.notebook.kernel.name);
   ok(`kernel ${kernelName} connected and idle`);
 
-  step = '3 run the first cell';
+  h.step = '3 run the first cell';
   // x is for step 3b: only the same kernel process still knows it.
   const output = await runCell(nb, 0, 'import os; x = os.getpid(); print(os.getuid(), os.getcwd())');
   const expected = `${EXPECT_UID} ${EXPECT_HOME}`;
@@ -279,7 +203,7 @@ try {
 
   // 3b. the hub crashes and comes back; the notebook keeps its kernel
   if (HANDSHAKE_DIR) {
-    step = '3b hub restart';
+    h.step = '3b hub restart';
     // The notebook's own kernel events, to see it lose and regain the kernel.
     await nb.evaluate(() => {
       window.e2eKernelEvents = [];
@@ -291,7 +215,7 @@ try {
     const socketsBefore = events.filter((e) => e.includes('websocket open') && e.includes('/channels')).length;
     ok(`hub restart: ${await handshake('hub-restart')}`);
 
-    step = '3b kernel reconnects after the hub restart';
+    h.step = '3b kernel reconnects after the hub restart';
     // Connected again after a disconnect (not merely "still connected" because
     // the drop has not been noticed yet), or dead, which ends the wait early.
     const state = await nb.waitForFunction(() => {
@@ -308,7 +232,7 @@ try {
     await shot(nb, '08-kernel-reconnected.png');
     ok(`kernel reconnected after the hub restart (notebook kernel events: ${kernelEvents})`);
 
-    step = '3b run the second cell';
+    h.step = '3b run the second cell';
     const output2 = await runCell(nb, 1, 'print(os.getpid(), x)');
     await shot(nb, '09-second-cell-output.png');
     const same = /^(\d+) (\d+)$/.exec(output2);
@@ -316,18 +240,18 @@ try {
       fail(`the second cell printed ${JSON.stringify(output2)}, not "PID PID": not the first cell's kernel`);
     ok(`second cell output "${output2}": the same kernel (pid ${same[1]}) after the hub restart`);
 
-    step = '3b server check';
+    h.step = '3b server check';
     ok(`server check: ${await handshake('server-check')}`);
   }
 
   // 4. another user may not reach this server (while it runs)
   if (DENIED_USER) {
-    step = '4 other user is denied';
+    h.step = '4 other user is denied';
     const bobCtx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     bobCtx.setDefaultTimeout(30000);
     const bob = await bobCtx.newPage();
-    current = bob;
-    watch(bob, DENIED_USER);
+    h.current = bob;
+    h.watch(bob, DENIED_USER);
     await login(bob, DENIED_USER, DENIED_PASSWORD);
     await submitLogin(bob);
     ok(`${DENIED_USER} logged in (${bob.url()})`);
@@ -345,13 +269,13 @@ try {
       fail(`${DENIED_USER} sees ${USER}'s notebook tree`);
     ok(`${DENIED_USER} gets a hub 403 page at ${bob.url()}`);
     await bobCtx.close();
-    current = nb;
+    h.current = nb;
   }
 
   // 5. stop the server from the home page
-  step = '5 stop server';
+  h.step = '5 stop server';
   await nb.close();
-  current = page;
+  h.current = page;
   await page.goto(`${HUB_URL}/hub/home`);
   const status1 = await serverStatus(page);
   await shot(page, '10-home-running.png');
@@ -375,17 +299,4 @@ try {
   await page.waitForSelector('#start');
   await shot(page, '06-stopped.png');
   ok(`home page says "${status2}"`);
-
-  const bad = events.filter((e) => e.includes('page error') || e.includes('websocket error'));
-  if (bad.length) log(`note: ${bad.length} page/WebSocket error(s) seen:\n  ${bad.join('\n  ')}`);
-  log(`browser events:\n  ${events.join('\n  ') || '(none)'}`);
-  await browser.close();
-  clearTimeout(watchdog);
-  console.log('e2e: PASS');
-  process.exit(0);
-} catch (err) {
-  clearTimeout(watchdog);
-  await fail_report(err);
-  try { await browser?.close(); } catch {}
-  process.exit(1);
-}
+});

@@ -67,6 +67,25 @@ def write_policy(path, text, mode=0o644, uid=0, gid=0):
     os.rename(tmp, path)
 
 
+# Every variable hubd may set for a server: what allow_env in a test policy lists.
+SERVER_ENV = ("JUPYTERHUB_API_TOKEN JPY_API_TOKEN JUPYTERHUB_CLIENT_ID JUPYTERHUB_API_URL JUPYTERHUB_ACTIVITY_URL "
+              "JUPYTERHUB_BASE_URL JUPYTERHUB_SERVICE_PREFIX JUPYTERHUB_SERVICE_URL JUPYTERHUB_OAUTH_CALLBACK_URL "
+              "JUPYTERHUB_OAUTH_SCOPES JUPYTERHUB_OAUTH_ACCESS_SCOPES JUPYTERHUB_OAUTH_CLIENT_ALLOWED_SCOPES "
+              "JUPYTERHUB_USER JUPYTERHUB_SERVER_NAME JUPYTERHUB_HOST JUPYTERHUB_ADMIN_ACCESS JUPYTERHUB_DEFAULT_URL "
+              "JUPYTERHUB_ROOT_DIR JUPYTERHUB_DEBUG JUPYTERHUB_ACTIVITY_INTERVAL JUPYTERHUB_SSL_KEYFILE "
+              "JUPYTERHUB_SSL_CERTFILE JUPYTERHUB_SSL_CLIENT_CA")
+
+SERVER_LOG = ("log_file .local/state/hubd/server.log", "log_max_size 1M", "log_keep 2")
+
+
+def server_policy(command, name, *extra):
+    """A helper policy (for `name`, a test) whose default profile runs `command --port=%p` for
+    uids from 1000 and lets the hub set every variable of SERVER_ENV; `extra`: more lines."""
+    lines = [f"# {name} policy", "min_uid 1000", f"profile default {command} --port=%p",
+             "path /usr/local/bin:/usr/bin:/bin", "lang C.UTF-8", f"allow_env {SERVER_ENV}", "stop_timeout 5", *extra]
+    return "\n".join(lines) + "\n"
+
+
 def require_spawn_tools(*tools):
     """Root, a built hubd and `tools` on PATH, or the test is skipped (exit 77)."""
     hubtest.require_root()

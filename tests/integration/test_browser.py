@@ -11,9 +11,13 @@ WebSocket through the proxy), then a hub crash: while that kernel runs, hubd
 gets SIGKILL and is started again with demo.sh's command line, and the same
 open notebook page must reconnect by itself and run a second cell in the
 same kernel, with the same server process (hubd reattaches; no second
-spawn). Then demo-bob denied with a hub 403, and Stop my server. Screenshots
-go to <build dir>/artifacts/browser (or a printed temp dir). Everything
-demo.sh created is removed afterwards.
+spawn). Then demo-bob denied with a hub 403, and Stop my server. Then issue
+6's pages (tests/browser/admin_ui.mjs): demo-alice, an admin, requests, uses
+and revokes a token on /hub/token, and on /hub/admin filters the users,
+starts, reads the log of and stops demo-bob's real server, makes demo-bob an
+admin and back, is told why two users cannot be added, and shuts the hub
+down. Screenshots go to <build dir>/artifacts/browser (or a printed temp
+dir). Everything demo.sh created is removed afterwards.
 
 The crash happens in the middle of the browser session: e2e.mjs prints
 "e2e: WAIT <name>" and waits for HANDSHAKE_DIR/<name>, which this script
@@ -38,7 +42,7 @@ import time
 import hubtest
 from hubtest import check
 
-from demotest import ALICE_SERVER_LOG, LOG, ROOT, log_size, read, running_demo, tail, wait_for_log
+from demotest import ALICE_SERVER_LOG, LOG, ROOT, log_size, read, running_demo, tail, wait_for_log, wait_gone
 
 BROWSER_DIR = os.path.join(ROOT, "tests", "browser")
 CHROMIUM = os.environ.get("HUBD_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -137,10 +141,10 @@ def answer(path, ok, note):
     os.rename(path + ".tmp", path)
 
 
-def run_e2e(node, env, handlers, out_lines):
-    """Runs e2e.mjs, printing its output live, and answers its handshakes; returns its exit status
-    (or a sentence if it had to be killed)."""
-    proc = subprocess.Popen([node, os.path.join(BROWSER_DIR, "e2e.mjs")], cwd=BROWSER_DIR, env=env,
+def run_e2e(node, env, handlers, out_lines, script="e2e.mjs"):
+    """Runs a browser script (e2e.mjs), printing its output live, and answers its handshakes; returns
+    its exit status (or a sentence if it had to be killed)."""
+    proc = subprocess.Popen([node, os.path.join(BROWSER_DIR, script)], cwd=BROWSER_DIR, env=env,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             errors="replace", start_new_session=True)  # its own group: chromium goes with it
     waits = queue.Queue()
@@ -172,6 +176,33 @@ def run_e2e(node, env, handlers, out_lines):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_admin_pages(node, node_env, demo, artifacts):
+    """Issue 6's token page and admin panel (tests/browser/admin_ui.mjs), as demo-alice (an admin),
+    with demo-bob's real server started, read and stopped from the panel; it ends by shutting the
+    hub down from the panel."""
+    env = dict(node_env, OTHER_USER="demo-bob")
+    env.pop("HANDSHAKE_DIR", None)
+    out_lines = []
+    rc = run_e2e(node, env, {}, out_lines, script="admin_ui.mjs")
+    out = "".join(out_lines)
+    ok = check(rc == 0 and "e2e: PASS" in out, f"the token page and admin panel flow passes (node exit status {rc})")
+    for line in ("ok token", "ok the token works with exactly", "ok the note is shown as text",
+                 "ok token revoked", "ok admin panel lists the users", "ok the name filter shows only demo-bob",
+                 "ok demo-bob's server started from the panel", "ok demo-bob's server log is readable",
+                 "ok demo-bob's server stopped from the panel", "ok demo-bob made an admin and back",
+                 "ok adding impossible users is refused", "ok the hub says it is shutting down"):
+        ok = check(line in out, f"admin_ui output has '{line}'") and ok
+    for name in ("11-token-page.png", "12-token-created.png", "13-token-revoked.png", "14-admin.png",
+                 "15-admin-filter.png", "16-admin-other-running.png", "17-other-server-log.png",
+                 "18-admin-other-stopped.png", "19-admin-other-is-admin.png", "20-admin-add-errors.png",
+                 "21-admin-confirm-shutdown.png", "22-hub-shutting-down.png"):
+        p = os.path.join(artifacts, name)
+        ok = check(os.path.isfile(p) and os.path.getsize(p) > 1000, f"screenshot {name} saved") and ok
+    ok = check(wait_gone(demo.pid, 20), f"hubd (pid {demo.pid}) exited after the panel's shutdown") and ok
+    ps = subprocess.run(["ps", "-o", "args=", "-u", "demo-bob"], capture_output=True, text=True).stdout
+    return check("jupyterhub-singleuser" not in ps, "demo-bob's server is gone after the panel stopped it") and ok
 
 
 def test_browser_flow():
@@ -232,6 +263,7 @@ def test_browser_flow():
                              "09-second-cell-output.png", "10-home-running.png"):
                     p = os.path.join(artifacts, name)
                     check(os.path.isfile(p) and os.path.getsize(p) > 1000, f"screenshot {name} saved")
+                ok = test_admin_pages(node, node_env, demo, artifacts) and ok
                 server_log = read(ALICE_SERVER_LOG)
                 errors = [line for line in server_log.splitlines() if line.startswith("[E ")]
                 check(not errors, f"demo-alice's server logged no errors: {errors[:5]}")

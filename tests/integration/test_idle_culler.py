@@ -63,6 +63,8 @@ stop_timeout 5
 """
 
 CONFIG = f"""
+# nobody1/nobody2 have no Unix accounts: PAM would refuse to add them (Hub::checkNewUsers).
+c.JupyterHub.authenticator_class = 'dummy'
 c.JupyterHub.services = [
     {{'name': 'idle-culler', 'api_token': '{CULLER}'}},
     {{'name': 'ops', 'api_token': '{OPS}', 'admin': True}},

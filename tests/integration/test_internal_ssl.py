@@ -33,29 +33,14 @@ import time
 import hubtest
 from hubtest import check, follow, wait_for
 from demotest import stop_pids, user_pids
-from sudotest import sudo_setup
+from sudotest import server_policy, sudo_setup
 
 SERVICE_TOKEN = secrets.token_hex(32)
 SINGLEUSER = "/usr/bin/jupyterhub-singleuser"
 
-ALLOWED = ("JUPYTERHUB_API_TOKEN JPY_API_TOKEN JUPYTERHUB_CLIENT_ID JUPYTERHUB_API_URL JUPYTERHUB_ACTIVITY_URL "
-           "JUPYTERHUB_BASE_URL JUPYTERHUB_SERVICE_PREFIX JUPYTERHUB_SERVICE_URL JUPYTERHUB_OAUTH_CALLBACK_URL "
-           "JUPYTERHUB_OAUTH_SCOPES JUPYTERHUB_OAUTH_ACCESS_SCOPES JUPYTERHUB_OAUTH_CLIENT_ALLOWED_SCOPES "
-           "JUPYTERHUB_USER JUPYTERHUB_SERVER_NAME JUPYTERHUB_HOST JUPYTERHUB_ADMIN_ACCESS JUPYTERHUB_DEFAULT_URL "
-           "JUPYTERHUB_ROOT_DIR JUPYTERHUB_DEBUG JUPYTERHUB_SSL_KEYFILE JUPYTERHUB_SSL_CERTFILE "
-           "JUPYTERHUB_SSL_CLIENT_CA")
-
-POLICY = f"""# test_internal_ssl.py policy
-min_uid 1000
-profile default {SINGLEUSER} --port=%p
-path /usr/local/bin:/usr/bin:/bin
-lang C.UTF-8
-setenv JUPYTERHUB_SINGLEUSER_APP=notebook.notebookapp.NotebookApp
-setenv JUPYTERHUB_DISABLE_USER_CONFIG=1
-allow_env {ALLOWED}
-log_file .local/state/hubd/server.log
-stop_timeout 5
-"""
+POLICY = server_policy(SINGLEUSER, "test_internal_ssl.py",
+                       "setenv JUPYTERHUB_SINGLEUSER_APP=notebook.notebookapp.NotebookApp",
+                       "setenv JUPYTERHUB_DISABLE_USER_CONFIG=1", "log_file .local/state/hubd/server.log")
 
 CONFIG = f"""
 c.JupyterHub.internal_ssl = True

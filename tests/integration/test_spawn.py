@@ -30,7 +30,7 @@ import time
 
 import hubtest
 from hubtest import check, wait_for
-from sudotest import require_spawn_tools, stand_in_server, sudo_setup
+from sudotest import SERVER_LOG, require_spawn_tools, server_policy, stand_in_server, sudo_setup
 
 SERVICE_TOKEN = secrets.token_hex(32)
 
@@ -74,28 +74,6 @@ if os.environ.get("JUPYTERHUB_USER", "").startswith("hubtcrash"):
 srv.serve_forever()
 '''
 
-ALLOWED = ("JUPYTERHUB_API_TOKEN JPY_API_TOKEN JUPYTERHUB_CLIENT_ID JUPYTERHUB_API_URL JUPYTERHUB_ACTIVITY_URL "
-           "JUPYTERHUB_BASE_URL JUPYTERHUB_SERVICE_PREFIX JUPYTERHUB_SERVICE_URL JUPYTERHUB_OAUTH_CALLBACK_URL "
-           "JUPYTERHUB_OAUTH_SCOPES JUPYTERHUB_OAUTH_ACCESS_SCOPES JUPYTERHUB_OAUTH_CLIENT_ALLOWED_SCOPES "
-           "JUPYTERHUB_USER JUPYTERHUB_SERVER_NAME JUPYTERHUB_HOST JUPYTERHUB_ADMIN_ACCESS JUPYTERHUB_DEFAULT_URL "
-           "JUPYTERHUB_ROOT_DIR JUPYTERHUB_DEBUG")
-
-
-def policy(script):
-    return f"""# test_spawn.py policy
-min_uid 1000
-profile default {script} --port=%p
-path /usr/local/bin:/usr/bin:/bin
-lang C.UTF-8
-setenv JUPYTERHUB_SINGLEUSER_APP=notebook.notebookapp.NotebookApp
-setenv JUPYTERHUB_DISABLE_USER_CONFIG=1
-allow_env {ALLOWED}
-log_file .local/state/hubd/server.log
-log_max_size 1M
-log_keep 2
-stop_timeout 5
-"""
-
 
 CONFIG = f"""
 c.JupyterHub.services = [{{'name': 'ops', 'api_token': '{SERVICE_TOKEN}', 'admin': True}}]
@@ -106,7 +84,6 @@ c.Spawner.start_timeout = 30
 
 def api(hub, method, path):
     return hub.client().json(method, "/hub/api" + path, headers={"Authorization": f"token {SERVICE_TOKEN}"})
-
 
 
 def read_dump(user):
@@ -231,6 +208,12 @@ def test_spawn_as_alice(hub, alice):
     check(ready == f"/user/{alice.name}/", "after the restart the server is reattached and ready")
     check(read_dump(alice)["pid"] == pid and os.path.exists(f"/proc/{pid}"), "...the same process, not a new one")
     check("Reattach" in hub.log_text(), "the log says it reattached")
+    # Reading the log must not take the server away from the conversation
+    # that supervises it: the stop below has to reach it.
+    for _ in range(2):
+        status, _, body = c.get("/hub/server-log")
+        check(status == 200 and f"stand-in server for {alice.name}".encode() in body,
+              "alice reads her log again after the restart")
 
     status, _, _ = api(hub, "DELETE", f"/users/{alice.name}/server")
     check(status in (202, 204), f"DELETE server -> {status}")
@@ -368,7 +351,8 @@ def run():
     with stand_in_server(STUB, "hubtest-spawn-") as script:
         with hubtest.hub_user() as hub_name, hubtest.SystemUser(password=secrets.token_urlsafe(12)) as alice, \
                 hubtest.SystemUser(password=secrets.token_urlsafe(12), prefix="hubtcrash") as crasher, \
-                sudo_setup(hub_name.name, [alice.name, crasher.name], policy(script)) as setup:
+                sudo_setup(hub_name.name, [alice.name, crasher.name], server_policy(script, "test_spawn.py", "setenv JUPYTERHUB_SINGLEUSER_APP=notebook.notebookapp.NotebookApp",
+                                             "setenv JUPYTERHUB_DISABLE_USER_CONFIG=1", *SERVER_LOG)) as setup:
             if setup is None:
                 return
             args = ["--JupyterHub.spawner_class=sudospawner.SudoSpawner"]

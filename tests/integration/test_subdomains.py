@@ -28,7 +28,7 @@ import urllib.parse
 
 import hubtest
 from hubtest import check, wait_for
-from sudotest import require_spawn_tools, stand_in_server, sudo_setup
+from sudotest import SERVER_LOG, require_spawn_tools, server_policy, stand_in_server, sudo_setup
 
 SERVICE_TOKEN = secrets.token_hex(32)
 
@@ -53,28 +53,10 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
 '''
 
-ALLOWED = ("JUPYTERHUB_API_TOKEN JPY_API_TOKEN JUPYTERHUB_CLIENT_ID JUPYTERHUB_API_URL JUPYTERHUB_ACTIVITY_URL "
-           "JUPYTERHUB_BASE_URL JUPYTERHUB_SERVICE_PREFIX JUPYTERHUB_SERVICE_URL JUPYTERHUB_OAUTH_CALLBACK_URL "
-           "JUPYTERHUB_OAUTH_SCOPES JUPYTERHUB_OAUTH_ACCESS_SCOPES JUPYTERHUB_OAUTH_CLIENT_ALLOWED_SCOPES "
-           "JUPYTERHUB_USER JUPYTERHUB_SERVER_NAME JUPYTERHUB_HOST JUPYTERHUB_ADMIN_ACCESS JUPYTERHUB_DEFAULT_URL "
-           "JUPYTERHUB_ROOT_DIR JUPYTERHUB_DEBUG")
-
-
-def policy(script):
-    return f"""# test_subdomains.py policy
-min_uid 1000
-profile default {script} --port=%p
-path /usr/local/bin:/usr/bin:/bin
-lang C.UTF-8
-allow_env {ALLOWED}
-log_file .local/state/hubd/server.log
-log_max_size 1M
-log_keep 2
-stop_timeout 5
-"""
-
 
 CONFIG = f"""
+# dot.user has no Unix account: PAM would refuse to add it (Hub::checkNewUsers).
+c.JupyterHub.authenticator_class = 'dummy'
 c.JupyterHub.services = [{{'name': 'ops', 'api_token': '{SERVICE_TOKEN}', 'admin': True}}]
 c.JupyterHub.trusted_downstream_ips = ['127.0.0.1']
 c.Spawner.http_timeout = 20
@@ -354,7 +336,7 @@ def run():
     with stand_in_server(STUB, "hubtest-subdomains-") as script:
         with hubtest.hub_user() as hub_name, hubtest.SystemUser(password=secrets.token_urlsafe(12)) as alice, \
                 hubtest.SystemUser(password=secrets.token_urlsafe(12)) as bob, \
-                sudo_setup(hub_name.name, [alice.name, bob.name], policy(script)) as setup:
+                sudo_setup(hub_name.name, [alice.name, bob.name], server_policy(script, "test_subdomains.py", *SERVER_LOG)) as setup:
             if setup is None:
                 return
             hub = hubtest.Hub(config=CONFIG, user=hub_name.name, start=False)

@@ -907,3 +907,52 @@ TEST_CASE("a client that leaves mid-exchange ends it; an idle WebSocket times ou
     CHECK(front.waitIdle());
     CHECK(front.onLoop([&] { return front.server.connectionCount(); }) == 0);
 }
+
+TEST_CASE("bytes through a WebSocket are reported as traffic, throttled, and stop with the traffic") {
+    RawBackend backend([](int fd, RawRequest&, std::string&) {
+        if (!sendAll(fd,
+                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"))
+            return false;
+        char tmp[4096];
+        ssize_t n;
+        while ((n = ::recv(fd, tmp, sizeof tmp, 0)) > 0)
+            if (!sendAll(fd, std::string_view(tmp, static_cast<size_t>(n)))) break;
+        return false;
+    });
+    auto run = [&](std::chrono::milliseconds every) {
+        ProxyConfig config;
+        config.trafficReportInterval = every;
+        Front front(config);
+        front.route("/user/alice/", backend.url());
+        auto reports = std::make_shared<std::atomic<int>>(0);
+        front.onLoop([&] {
+            front.server.setHeadHandler([&front, reports](HeadContext& context) {
+                auto match = front.proxy.routes().lookup(context.request.path);
+                if (match) front.proxy.forward(context, match->target, [reports] { ++*reports; });
+            });
+            return true;
+        });
+        UniqueFd fd = connectTo(front.port);
+        REQUIRE(sendAll(fd.get(),
+                        "GET /user/alice/api/kernels/k/channels HTTP/1.1\r\nHost: h\r\nUpgrade: "
+                        "websocket\r\nConnection: Upgrade\r\n\r\n"));
+        std::string buf;
+        REQUIRE(readHead(fd.get(), buf).rfind("HTTP/1.1 101", 0) == 0);
+        for (int i = 0; i < 5; ++i) {
+            std::this_thread::sleep_for(20ms);  // separate bursts, as a kernel's output comes
+            REQUIRE(sendAll(fd.get(), "frame"));
+            std::string echo;
+            REQUIRE(readExactly(fd.get(), buf, 5, echo));
+        }
+        std::this_thread::sleep_for(50ms);
+        const int seen = *reports;
+        std::this_thread::sleep_for(200ms);  // an open but silent WebSocket is not activity
+        CHECK(*reports == seen);
+        ::shutdown(fd.get(), SHUT_WR);
+        CHECK(peerClosed(fd.get()));
+        CHECK(front.waitIdle());
+        return seen;
+    };
+    CHECK(run(0ms) >= 5);  // every burst, both ways
+    CHECK(run(1h) == 0);   // the upgrade itself is the caller's to count; then at most one per interval
+}

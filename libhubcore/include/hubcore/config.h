@@ -14,6 +14,8 @@
 #include <string_view>
 #include <vector>
 
+#include "hubcore/build_paths.h"
+
 namespace hub {
 
 // A parsed Python literal.
@@ -60,6 +62,20 @@ struct RoleSpec {
     std::vector<std::string> groups;
 };
 
+// hubd: the built-in idle culler (IdleCuller.*, hubd/app/idle_culler.h), in
+// jupyterhub-idle-culler's terms. All durations in seconds; 0 = off.
+struct IdleCullerSettings {
+    int64_t timeout = 0;    // stop servers idle this long
+    int64_t maxAge = 0;     // stop servers running this long, busy or not
+    int64_t cullEvery = 0;  // seconds between passes; 0 = derived (idle_culler.h)
+    bool cullUsers = false;
+    bool cullAdminUsers = true;
+    std::map<std::string, int64_t> groupTimeouts;  // hub group -> idle timeout (longest wins; 0 = never)
+    // Where the settings came from when they were translated from a
+    // jupyterhub_idle_culler service command: "JupyterHub.services[0] ('idle-culler')".
+    std::string translatedFrom;
+};
+
 // Typed settings. Defaults follow JupyterHub 3.0 unless noted.
 struct Settings {
     // JupyterHub
@@ -78,6 +94,8 @@ struct Settings {
     bool adminAccess = false;
     std::string auditLog = "syslog";  // hubd: JupyterHub.audit_log (hubcore/audit.h)
     bool throttleLogins = true;       // hubd: JupyterHub.throttle_logins (app/login_throttle.h)
+    // JupyterHub.authenticate_prometheus: /hub/metrics needs read:metrics (app/metrics_page.h)
+    bool authenticatePrometheus = true;
     std::vector<ServiceSpec> services;
     std::vector<RoleSpec> loadRoles;
     std::map<std::string, std::string> apiTokens;  // JupyterHub.api_tokens: token -> user
@@ -127,9 +145,12 @@ struct Settings {
     std::string defaultUrl;
     bool disableUserConfig = false;
     bool spawnerDebug = false;
-    std::string sudospawnerPath = "/usr/local/bin/sudospawner";
+    // Where meson installs the helper (build_paths.h).
+    std::string sudospawnerPath = kSudospawnerPath;
     std::string sudospawnerProfile = "default";  // SudoSpawner.profile
     std::vector<std::string> sslAltNames;        // Spawner.ssl_alt_names: "DNS:x" / "IP:y"
+
+    IdleCullerSettings idleCuller;  // hubd: IdleCuller.*
 };
 
 // The catalogue of traits, for --help-all, warnings and docs/config.md.
