@@ -32,12 +32,14 @@ testlogs=(build/meson-logs/testlog.json)
 if [[ "${HUBD_SANITIZE:-0}" == 1 ]]; then
     log "sanitizer build in build-asan (address,undefined)"
     asan_ok=1
+    # GCC 12 warns "may be used uninitialized" inside libstdc++'s <regex> only
+    # when sanitizers instrument it (a known false positive); the normal build
+    # keeps the warning on.
+    asan_args=(--buildtype=debugoptimized -Db_sanitize=address,undefined -Dcpp_args=-Wno-maybe-uninitialized)
     if [[ -f build-asan/meson-private/coredata.dat ]]; then
-        meson setup --reconfigure build-asan --buildtype=debugoptimized \
-            -Db_sanitize=address,undefined || asan_ok=0
+        meson setup --reconfigure build-asan "${asan_args[@]}" || asan_ok=0
     else
-        meson setup build-asan --buildtype=debugoptimized \
-            -Db_sanitize=address,undefined || asan_ok=0
+        meson setup build-asan "${asan_args[@]}" || asan_ok=0
     fi
     if ((asan_ok)) && ninja -C build-asan; then
         # Any UBSan report is a failure, not just a message on stderr.

@@ -13,7 +13,7 @@
 // the status line is one of a fixed set, never text taken from the URL.
 //
 // Stable hooks for tests and screenshots:
-//   #token-page            the page (section)
+//   #token-page            the page (section); a#nav-token in every signed-in page's header
 //   #token-status          status line after a revocation, [data-status=revoked]
 //   #token-error           why nothing was created or revoked (role=alert)
 //   #token-xsrf            the 403 page's message when the form's _xsrf failed
@@ -24,11 +24,11 @@
 //   #api-tokens            table; tbody tr[data-token-id=aN][data-kind=api_token]
 //                          td.note, td.scopes (code per scope; [data-scopes=raw list]),
 //                          td.created, td.last-used, td.expires (<time datetime=ISO> or text),
-//                          td.actions button.revoke[name=action][value=revoke][data-token-id=aN]
+//                          td.actions button#revoke-aN.revoke[name=action][value=revoke][data-token-id=aN]
 //   #api-tokens-empty      shown instead of the table when there are none
 //   #oauth-clients         table; tbody tr[data-client-id=ID][data-token-id=aN][data-token-count=N]
 //                          td.client, td.created, td.last-used,
-//                          td.actions button.revoke[data-token-id=aN] (revokes all of that client's)
+//                          td.actions button#revoke-aN.revoke[data-token-id=aN] (all of the client's)
 //   #oauth-clients-empty   shown instead of the table when there are none
 #include <fmt/format.h>
 
@@ -110,9 +110,9 @@ private:
         std::string id = "a" + std::to_string(tokenId);
         return fmt::format(
             "<form method=\"post\" action=\"{}\">{}<input type=\"hidden\" name=\"token_id\" value=\"{}\">"
-            "<button type=\"submit\" class=\"revoke\" name=\"action\" value=\"revoke\" data-token-id=\"{}\">"
-            "Revoke</button></form>",
-            action(), xsrf(), id, id);
+            "<button type=\"submit\" id=\"revoke-{}\" class=\"revoke\" name=\"action\" value=\"revoke\" "
+            "data-token-id=\"{}\">Revoke</button></form>",
+            action(), xsrf(), id, id, id);
     }
     Principal principal() const {
         Principal p;

@@ -200,6 +200,15 @@ def test_access():
     check(status == 403, f"an ordinary user's cookie -> 403 ({status})")
 
 
+def test_health():
+    # JupyterHub's HealthCheckHandler: anonymous, 200, for load balancers and systemd checks.
+    for method in ("GET", "HEAD"):
+        status, headers, body = HUB.client().request(method, "/hub/health")
+        check(status == 200, f"anonymous {method} /hub/health -> 200 ({status})")
+    status, _, _ = HUB.client().request("POST", "/hub/health")
+    check(status in (404, 405), f"POST /hub/health is not served ({status})")
+
+
 def test_format_and_names():
     status, headers, body = get_metrics()
     try:
@@ -398,7 +407,7 @@ def run_all():
     hubtest.require_hubd()
     with hubtest.Hub(config=CONFIG) as hub:
         HUB = hub
-        hubtest.main([test_access, test_format_and_names, test_counters_move, test_hostile_paths,
+        hubtest.main([test_access, test_health, test_format_and_names, test_counters_move, test_hostile_paths,
                       test_anonymous_when_configured, test_spawn_and_stop])
 
 

@@ -10,11 +10,11 @@ log, that every POST needs its _xsrf field, that nobody revokes someone
 else's token, and that hostile notes are escaped or refused.
 """
 import html
-import os
 import re
 import sqlite3
 import time
 import urllib.parse
+from datetime import datetime
 
 import hubtest
 from hubtest import check
@@ -107,8 +107,8 @@ def test_create_and_use(hub):
     check(status == 200 and full, "empty scopes and expiry: a token with ann's own scopes")
     status, model, _ = api(c, "GET", f"/users/ann/tokens/{tid}", full)
     check(status == 200 and model["note"] == "ci token", f"the API model has the note ({status})")
-    created = model and hubtest_parse(model["created"])
-    expires = model and model["expires_at"] and hubtest_parse(model["expires_at"])
+    created = model and unix_time(model["created"])
+    expires = model and model["expires_at"] and unix_time(model["expires_at"])
     check(expires and abs((expires - created) - 3600) < 5, "expires_at is created + 1 hour")
     check(model and set(model["scopes"]) >= {"read:users!user=ann"} and "tokens!user=ann" not in model["scopes"],
           f"the model's scopes are the requested ones: {model and model['scopes']}")
@@ -121,13 +121,13 @@ def test_create_and_use(hub):
     _, _, page = c.get("/hub/token")
     row = re.search(rf'<tr data-token-id="{tid}".*?</tr>'.encode(), page)
     check(row and b"ci token" in row.group(0) and b'class="scopes" data-scopes="read:users!user read:servers!user"'
-          in row.group(0) and b'<td class="expires"><time datetime=' in row.group(0),
-          "the row shows note, scopes and expiry")
+          in row.group(0) and b'<td class="expires"><time datetime=' in row.group(0)
+          and f'id="revoke-{tid}"'.encode() in row.group(0),
+          "the row shows note, scopes, expiry and its Revoke button")
     check(token.encode() not in page, "the list never shows a token again")
 
 
-def hubtest_parse(stamp):
-    from datetime import datetime
+def unix_time(stamp):
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
