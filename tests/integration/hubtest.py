@@ -633,6 +633,14 @@ class Hub:
     def log_tail(self, lines=30):
         return "\n".join(self.log_text().splitlines()[-lines:])
 
+    def audit_lines(self):
+        """The lines of audit.log in the hub's directory (for JupyterHub.audit_log set to it)."""
+        try:
+            with open(self.path("audit.log"), encoding="utf-8", errors="replace") as f:
+                return f.read().splitlines()
+        except OSError:
+            return []
+
     def client(self):
         return Client(self.url)
 

@@ -95,6 +95,20 @@ def require_spawn_tools(*tools):
             hubtest.skip(f"{tool} is missing")
 
 
+def singleuser_env(user_name):
+    """(pid, environment) of user_name's jupyterhub-singleuser process, read as root; (None, {}) if none."""
+    pids = subprocess.run(["pgrep", "-u", user_name, "-f", "jupyterhub-singleuser"], capture_output=True,
+                          text=True).stdout.split()
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        return int(pid), dict(kv.split("=", 1) for kv in raw.decode(errors="replace").split("\0") if "=" in kv)
+    return None, {}
+
+
 @contextlib.contextmanager
 def stand_in_server(source, prefix):
     """Yields the path of an executable script with `source`, in a directory

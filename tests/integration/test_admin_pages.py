@@ -76,16 +76,8 @@ def is_admin(hub, name):
     return status == 200 and body["admin"]
 
 
-def audit_lines(hub):
-    try:
-        with open(hub.path("audit.log")) as f:
-            return f.read().splitlines()
-    except OSError:
-        return []
-
-
 def audited(hub, *parts):
-    return wait_for(lambda: any(all(p in line for p in parts) for line in audit_lines(hub)), timeout=3)
+    return wait_for(lambda: any(all(p in line for p in parts) for line in hub.audit_lines()), timeout=3)
 
 
 # ------------------------------------------------------------------ without root

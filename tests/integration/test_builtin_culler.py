@@ -29,7 +29,6 @@ import secrets
 import shutil
 import socket
 import struct
-import subprocess
 import time
 import uuid
 from datetime import datetime, timezone
@@ -37,7 +36,7 @@ from datetime import datetime, timezone
 import hubtest
 from hubtest import check, wait_for
 from demotest import stop_pids, user_pids
-from sudotest import server_policy, sudo_setup
+from sudotest import server_policy, singleuser_env, sudo_setup
 from wsframe import make_frame
 
 OPS = secrets.token_hex(32)
@@ -78,30 +77,8 @@ def parse_ts(text):
     return datetime.fromisoformat(text.rstrip("Z")).replace(tzinfo=timezone.utc).timestamp()
 
 
-def audit_lines(hub):
-    try:
-        with open(hub.path("audit.log")) as f:
-            return f.read().splitlines()
-    except OSError:
-        return []
-
-
 def audited(hub, *parts):
-    return [line for line in audit_lines(hub) if all(p in line for p in parts)]
-
-
-def server_env(user):
-    """The environment of the user's jupyterhub-singleuser process (read as root)."""
-    pids = subprocess.run(["pgrep", "-u", user, "-f", "jupyterhub-singleuser"], capture_output=True,
-                          text=True).stdout.split()
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                raw = f.read()
-        except OSError:
-            continue
-        return int(pid), dict(kv.split("=", 1) for kv in raw.decode(errors="replace").split("\0") if "=" in kv)
-    return None, {}
+    return [line for line in hub.audit_lines() if all(p in line for p in parts)]
 
 
 def start_server(hub, name):
@@ -212,10 +189,10 @@ def test_culling(hub, idle, busy, stranger):
         if not ready:
             print(hub.log_tail(40))
             return
-    _, env = server_env(busy)
+    _, env = singleuser_env(busy)
     check(env.get("JUPYTERHUB_ACTIVITY_INTERVAL") == str(TIMEOUT // 3),
           f"servers report activity every timeout / 3 s ({env.get('JUPYTERHUB_ACTIVITY_INTERVAL')})")
-    idle_pid, _ = server_env(idle)
+    idle_pid, _ = singleuser_env(idle)
     idle_started = time.time()
 
     closed = busy_kernel(hub, busy)

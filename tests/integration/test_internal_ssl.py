@@ -33,7 +33,7 @@ import time
 import hubtest
 from hubtest import check, follow, wait_for
 from demotest import stop_pids, user_pids
-from sudotest import server_policy, sudo_setup
+from sudotest import server_policy, singleuser_env, sudo_setup
 
 SERVICE_TOKEN = secrets.token_hex(32)
 SINGLEUSER = "/usr/bin/jupyterhub-singleuser"
@@ -93,20 +93,6 @@ def start_server(hub, user):
     return bool(ready)
 
 
-def server_env(user):
-    """The environment of the user's jupyterhub-singleuser process (read as root)."""
-    out = subprocess.run(["pgrep", "-u", user.name, "-f", "jupyterhub-singleuser"], capture_output=True,
-                         text=True).stdout.split()
-    for pid in out:
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                raw = f.read()
-        except OSError:
-            continue
-        return int(pid), dict(kv.split("=", 1) for kv in raw.decode(errors="replace").split("\0") if "=" in kv)
-    return None, {}
-
-
 def as_user(user, *args):
     r = subprocess.run(["runuser", "-u", user, "--", "/usr/bin/python3", "-I", "-c", CLIENT, *map(str, args)],
                        capture_output=True, text=True, timeout=30)
@@ -160,7 +146,7 @@ def test_internal_ssl(hub, hub_name, alice, bob, workdir):
     if not start_server(hub, alice):
         print(hub.log_tail(40))
         return
-    pid, env = server_env(alice)
+    pid, env = singleuser_env(alice.name)
     check(pid is not None, "alice's jupyterhub-singleuser process is found")
     keyfile = env.get("JUPYTERHUB_SSL_KEYFILE", "")
     tls_dir = os.path.dirname(keyfile)
@@ -203,7 +189,7 @@ def test_internal_ssl(hub, hub_name, alice, bob, workdir):
     login(hub, bob)
     if not start_server(hub, bob):
         return
-    _, bob_env = server_env(bob)
+    _, bob_env = singleuser_env(bob.name)
     bob_cert, bob_key = bob_env.get("JUPYTERHUB_SSL_CERTFILE"), bob_env.get("JUPYTERHUB_SSL_KEYFILE")
     answer = as_user(bob.name, port, "tls")
     check(answer.startswith("REFUSED"), f"bob, TLS without a certificate: {answer}")

@@ -58,14 +58,6 @@ def fail_in_parallel(hub, attempts):
     return results
 
 
-def audit_lines(hub):
-    try:
-        with open(hub.path("audit.log"), encoding="utf-8", errors="replace") as f:
-            return f.read().splitlines()
-    except OSError:
-        return []
-
-
 def test_source_throttle(hub):
     statuses = fail_in_parallel(hub, [(f"name{i}", "192.0.2.1") for i in range(6)])
     check(statuses == [200] * 6, f"six failed logins from 192.0.2.1 are answered normally: {statuses}")
@@ -128,7 +120,7 @@ def test_audit_log(hub):
     forged = 'x"\nevent=login.success user="root'
     login(hub, forged, "wrong", "192.0.2.60")
     time.sleep(0.3)
-    lines = audit_lines(hub)
+    lines = hub.audit_lines()
     check(all(line[:4].isdigit() and " event=" in line for line in lines),
           f"every line is one timestamped event ({len(lines)} lines)")
 
@@ -156,7 +148,7 @@ def test_audit_log(hub):
     time.sleep(0.3)
     login(hub, "fay", "pw", "192.0.2.61")
     time.sleep(0.3)
-    check(any('event=login.success user="fay"' in line for line in audit_lines(hub)),
+    check(any('event=login.success user="fay"' in line for line in hub.audit_lines()),
           "after SIGHUP the audit log is reopened (logrotate)")
 
 
