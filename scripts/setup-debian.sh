@@ -27,6 +27,8 @@ packages=(
     doctest-dev
     # tests and demo: system tools the scripts and integration tests call
     sudo sqlite3 python3 curl passwd util-linux binutils
+    # setcap/getcap: docs/install.md step 7, run by tests/integration/test_guide.py
+    libcap2-bin
     # second factors through the PAM conversation (tests/integration/test_pam_conversation.py)
     libpam-oath oathtool
     # TLS acceptance test (tests/integration/test_tls.py): testssl.sh scans hubd
@@ -49,10 +51,14 @@ packages=(
     # module back into CIL for the checks. Nothing is loaded: Debian's kernel
     # here runs without SELinux.
     selinux-policy-dev checkpolicy semodule-utils policycoreutils
+    # LDAPAuthenticator: OpenLDAP's client library to build, and slapd with
+    # ldap-utils for tests/integration/test_ldap_login.py, which runs its own
+    # slapd on loopback; the system service is not used
+    libldap-dev slapd ldap-utils
 )
-# Packages whose system service Debian would start on install (both on port 80,
-# so the second would fail): kept from starting, and disabled when we installed them.
-declare -A services=([nginx-light]=nginx [apache2]=apache2)
+# Packages whose system service Debian would start on install (nginx and apache2
+# both on port 80, so the second would fail): kept from starting, and disabled when we installed them.
+declare -A services=([nginx-light]=nginx [apache2]=apache2 [slapd]=slapd)
 
 # Non-interactive everywhere: CI has no stdin and no terminal.
 export DEBIAN_FRONTEND=noninteractive
@@ -147,6 +153,24 @@ if [[ -f "$browser_dir/package.json" ]]; then
     fi
 else
     log "tests/browser/package.json not found, skipping npm"
+fi
+
+# oidc-provider (a certified OpenID Connect provider) for the oidc_login test,
+# pinned by tests/oidc/package-lock.json; it runs on loopback only.
+oidc_dir="$repo_root/tests/oidc"
+if [[ -f "$oidc_dir/package-lock.json" ]]; then
+    want=$(sed -n 's/.*"oidc-provider": *"\([^"]*\)".*/\1/p' "$oidc_dir/package.json" | head -n1)
+    have=""
+    if [[ -f "$oidc_dir/node_modules/oidc-provider/package.json" ]]; then
+        have=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' \
+            "$oidc_dir/node_modules/oidc-provider/package.json" | head -n1)
+    fi
+    if [[ -n "$want" && "$have" == "$want" ]]; then
+        log "oidc-provider $have already in tests/oidc/node_modules"
+    else
+        log "npm ci in tests/oidc (oidc-provider ${want:-?})"
+        (cd "$oidc_dir" && npm ci --no-audit --no-fund --loglevel=error </dev/null >/dev/null)
+    fi
 fi
 
 # Debian's configurable-http-proxy keeps its dependencies in /usr/share/nodejs,

@@ -12,7 +12,6 @@
 // - Secrets arrive on stdin only; argv is limited to --help/--version/--check.
 // - MUST NOT let an exception escape: anything unexpected ends in fatal().
 // - MUST link only libc, libstdc++ and libcap (tests/integration/test_helper_links.py).
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -80,18 +79,6 @@ Options parseOptions(int argc, char** argv) {
     return o;
 }
 
-// Anything inherited beyond 0-2 (sudo's closefrom should already ensure it).
-void closeInheritedFds() {
-    if (close_range(3, ~0U, 0) == 0) return;
-    std::vector<int> fds;
-    if (DIR* d = opendir("/proc/self/fd")) {
-        while (dirent* e = readdir(d))
-            if (const int fd = std::atoi(e->d_name); fd > 2 && fd != dirfd(d)) fds.push_back(fd);
-        closedir(d);
-    }
-    for (int fd : fds) close(fd);
-}
-
 bool stdFdsOpen() {
     return fcntl(0, F_GETFD) >= 0 && fcntl(1, F_GETFD) >= 0 && fcntl(2, F_GETFD) >= 0;
 }
@@ -130,6 +117,9 @@ int checkMode(const PolicyResult& pr) {
         l.value == RLIM_INFINITY
             ? std::printf(" %s=unlimited", l.name.c_str())
             : std::printf(" %s=%llu", l.name.c_str(), static_cast<unsigned long long>(l.value));
+    if (p.memoryMax)
+        std::printf(" memory_max=%llu (all processes together)",
+                    static_cast<unsigned long long>(p.memoryMax));
     std::printf("\nlog: ~/%s (rotated at %llu bytes, %u kept), stop grace up to %u s, min_uid %u\n",
                 p.logFile.c_str(), static_cast<unsigned long long>(p.logMaxSize), p.logKeep, p.stopTimeout,
                 p.minUid);
@@ -140,8 +130,9 @@ int checkMode(const PolicyResult& pr) {
 
 int main(int argc, char** argv) try {
     // 1. Process hygiene: only fds 0-2, fixed umask, signal dispositions we rely on.
-    closeInheritedFds();
-    if (!stdFdsOpen()) _exit(static_cast<int>(ErrorCode::Setup));  // nowhere to report to
+    // Anything inherited beyond 0-2 (sudo's closefrom should already ensure it); Linux 5.9+.
+    if (close_range(3, ~0U, 0) != 0 || !stdFdsOpen())
+        _exit(static_cast<int>(ErrorCode::Setup));  // nowhere to report to
     umask(077);
     signal(SIGPIPE, SIG_IGN);  // a dead hub shows up as EPIPE, not as our death
     signal(SIGHUP, SIG_IGN);   // hub or terminal hang-ups must not end supervision

@@ -43,7 +43,8 @@ struct LimitName {
     std::string_view name;
     int resource;
 };
-constexpr std::array<LimitName, 6> kLimits{{{"as", RLIMIT_AS},
+constexpr std::array<LimitName, 7> kLimits{{{"as", RLIMIT_AS},
+                                            {"data", RLIMIT_DATA},
                                             {"nproc", RLIMIT_NPROC},
                                             {"nofile", RLIMIT_NOFILE},
                                             {"cpu", RLIMIT_CPU},
@@ -144,23 +145,27 @@ std::string parseLine(const std::vector<std::string>& w, Policy& p, std::set<std
         return {};
     }
     if (kw == "limit") {
-        if (!arity(2)) return "limit takes a resource (as, nproc, nofile, cpu, core, fsize) and a value";
+        if (!arity(2))
+            return "limit takes a resource (as, data, nproc, nofile, cpu, core, fsize) and a value";
         auto it =
             std::find_if(kLimits.begin(), kLimits.end(), [&](const LimitName& l) { return l.name == w[1]; });
-        if (it == kLimits.end()) return "unknown limit '" + w[1] + "' (as, nproc, nofile, cpu, core, fsize)";
+        if (it == kLimits.end())
+            return "unknown limit '" + w[1] + "' (as, data, nproc, nofile, cpu, core, fsize)";
         for (const auto& l : p.limits)
             if (l.name == w[1]) return "limit " + w[1] + " is given twice";
         rlim_t value = RLIM_INFINITY;
         if (w[2] != "unlimited") {
-            if (!parseSize(w[2], v, w[1] == "as" || w[1] == "fsize")) return "bad limit value '" + w[2] + "'";
+            if (!parseSize(w[2], v, w[1] == "as" || w[1] == "data" || w[1] == "fsize"))
+                return "bad limit value '" + w[2] + "'";
             value = static_cast<rlim_t>(v);
         }
         p.limits.push_back({it->resource, value, w[1]});
         return {};
     }
     // Scalars: each at most once.
-    static const std::set<std::string> kScalars{"min_uid",  "path",         "lang",     "no_new_privs",
-                                                "log_file", "log_max_size", "log_keep", "stop_timeout"};
+    static const std::set<std::string> kScalars{"min_uid",      "path",         "lang",
+                                                "no_new_privs", "log_file",     "log_max_size",
+                                                "log_keep",     "stop_timeout", "memory_max"};
     if (!kScalars.count(kw)) return "unknown keyword '" + kw + "'";
     if (!arity(1)) return kw + " takes exactly one value";
     if (!once()) return kw + " is given twice";
@@ -193,6 +198,10 @@ std::string parseLine(const std::vector<std::string>& w, Policy& p, std::set<std
     } else if (kw == "log_max_size") {
         if (!parseSize(a, v, true) || v < 4096) return "log_max_size must be a size of at least 4K";
         p.logMaxSize = v;
+    } else if (kw == "memory_max") {
+        if (!parseSize(a, v, true) || v < 16 * 1024 * 1024)
+            return "memory_max must be a size of at least 16M";
+        p.memoryMax = v;
     } else if (kw == "log_keep") {
         if (!parseSize(a, v, false) || v > 20) return "log_keep must be 0-20";
         p.logKeep = static_cast<unsigned>(v);

@@ -11,7 +11,6 @@
 // - The child MUST get only fds 0 (/dev/null), 1 and 2 (the log pipe): no shell,
 //   no login scripts, a new session, umask 077, cwd = home, rlimits and
 //   no_new_privs applied before execve of the policy's absolute path.
-#include <dirent.h>
 #include <fcntl.h>
 #include <pwd.h>
 #include <signal.h>
@@ -56,20 +55,6 @@ struct ExecReport {
     _exit(127);
 }
 
-void closeFrom(int lowest) {
-    if (close_range(static_cast<unsigned>(lowest), ~0U, 0) == 0) return;
-    // Kernels before 5.9: walk /proc/self/fd (single-threaded, so safe after fork).
-    DIR* d = opendir("/proc/self/fd");
-    if (!d) childFail(5);
-    std::vector<int> fds;
-    while (dirent* e = readdir(d)) {
-        const int fd = std::atoi(e->d_name);
-        if (fd >= lowest && fd != dirfd(d)) fds.push_back(fd);
-    }
-    closedir(d);
-    for (int fd : fds) close(fd);
-}
-
 // Runs in the child between fork and execve.
 [[noreturn]] void execChild(const Policy& p, const Identity& id, int devNull, int logWrite, int errWrite,
                             char* const* argv, char* const* envp) {
@@ -77,7 +62,7 @@ void closeFrom(int lowest) {
     if (dup2(devNull, 0) < 0 || dup2(logWrite, 1) < 0 || dup2(logWrite, 2) < 0 || dup2(errWrite, 3) < 0 ||
         fcntl(3, F_SETFD, FD_CLOEXEC) < 0)
         _exit(127);
-    closeFrom(4);
+    if (close_range(4, ~0U, 0) != 0) childFail(5);  // Linux 5.9+
     // SIGPIPE is ignored in the helper; ignored dispositions survive execve.
     for (int s = 1; s < NSIG; ++s) signal(s, SIG_DFL);
     sigset_t none;
@@ -184,21 +169,18 @@ bool planChild(const Policy& p, const Identity& id, const hubproto::Spawn& req, 
     for (const auto& a : prof->args) {
         std::string out;
         for (size_t i = 0; i < a.size(); ++i) {
-            if (a[i] == '%' && i + 1 < a.size() && a[i + 1] == 'p') {
-                out += std::to_string(req.port);
-                ++i;
-            } else if (a[i] == '%' && i + 1 < a.size() && a[i + 1] == '%') {
-                out += '%';
-                ++i;
-            } else {
+            if (a[i] != '%' || i + 1 == a.size() || (a[i + 1] != 'p' && a[i + 1] != '%'))
                 out += a[i];
-            }
+            else
+                out += a[++i] == 'p' ? std::to_string(req.port) : "%";
         }
         plan.argv.push_back(out);
     }
     plan.env = {"HOME=" + id.home,   "USER=" + id.name, "LOGNAME=" + id.name,
                 "SHELL=" + id.shell, "PATH=" + p.path,  "LANG=" + p.lang};
-    for (const auto& e : req.env) plan.env.push_back(e.name + "=" + e.value);
+    for (const auto& e : req.env)  // jupyter-resource-usage shows MEM_LIMIT: the policy's, if it has one
+        if (!p.memoryMax || e.name != "MEM_LIMIT") plan.env.push_back(e.name + "=" + e.value);
+    if (p.memoryMax) plan.env.push_back("MEM_LIMIT=" + std::to_string(p.memoryMax));
     for (const auto& [k, v] : p.setEnv) plan.env.push_back(k + "=" + v);
     return true;
 }
@@ -218,27 +200,25 @@ bool readProc(pid_t pid, ProcInfo& info) {
     };
     std::string stat, status;
     if (!slurp("stat", stat) || !slurp("status", status)) return false;
+    // Fields 4 (ppid), 5 (pgid) and 22 (start time) follow the last ')': the name may hold anything.
     const auto paren = stat.rfind(')');
-    if (paren == std::string::npos) return false;
-    std::vector<std::string> f;  // f[0] is field 3 (state)
-    size_t i = paren + 1;
-    while (i < stat.size() && f.size() < 20) {
-        while (i < stat.size() && stat[i] == ' ') ++i;
-        const size_t s = i;
-        while (i < stat.size() && stat[i] != ' ' && stat[i] != '\n') ++i;
-        if (i > s) f.push_back(stat.substr(s, i - s));
-        if (i < stat.size() && stat[i] == '\n') break;
-    }
-    if (f.size() < 20) return false;
+    unsigned long long start = 0;
+    if (paren == std::string::npos ||
+        std::sscanf(stat.c_str() + paren + 1,
+                    " %*c %d %d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+                    &info.ppid, &info.pgid, &start) != 3)
+        return false;
     info.pid = pid;
-    info.ppid = static_cast<pid_t>(std::strtol(f[1].c_str(), nullptr, 10));
-    info.pgid = static_cast<pid_t>(std::strtol(f[2].c_str(), nullptr, 10));
-    info.startTime = std::strtoull(f[19].c_str(), nullptr, 10);
+    info.startTime = start;
     const auto u = status.find("\nUid:");
     if (u == std::string::npos) return false;
     unsigned long r = 0, e = 0, s = 0, fs = 0;
     if (std::sscanf(status.c_str() + u + 5, "%lu %lu %lu %lu", &r, &e, &s, &fs) != 4) return false;
     info.uid = (r == e && e == s && s == fs) ? static_cast<uid_t>(r) : static_cast<uid_t>(-1);
+    info.memory = 0;
+    for (const char* key : {"\nRssAnon:", "\nRssShmem:"})  // absent in zombies: 0
+        if (const auto k = status.find(key); k != std::string::npos)
+            info.memory += std::strtoull(status.c_str() + k + std::strlen(key), nullptr, 10) * 1024;
     return true;
 }
 
@@ -251,20 +231,15 @@ bool startChild(const Policy& p, const Identity& id, const ChildPlan& plan, Chil
     argv.push_back(nullptr);
     envp.push_back(nullptr);
 
-    int logPipe[2], errPipe[2];
+    int logPipe[2] = {-1, -1}, errPipe[2] = {-1, -1};
+    const bool piped = pipe2(logPipe, O_CLOEXEC) == 0 && pipe2(errPipe, O_CLOEXEC) == 0;
+    UniqueFd logRead(logPipe[0]), logWrite(logPipe[1]), errRead(errPipe[0]), errWrite(errPipe[1]);
     UniqueFd devNull(open("/dev/null", O_RDWR | O_CLOEXEC));
-    if (!devNull.valid() || pipe2(logPipe, O_CLOEXEC) != 0) {
+    if (!piped || !devNull.valid()) {
         code = ErrorCode::Setup;
-        why = std::string("cannot create the log pipe: ") + std::strerror(errno);
+        why = std::string("cannot create the server's pipes: ") + std::strerror(errno);
         return false;
     }
-    UniqueFd logRead(logPipe[0]), logWrite(logPipe[1]);
-    if (pipe2(errPipe, O_CLOEXEC) != 0) {
-        code = ErrorCode::Setup;
-        why = std::string("cannot create the exec pipe: ") + std::strerror(errno);
-        return false;
-    }
-    UniqueFd errRead(errPipe[0]), errWrite(errPipe[1]);
 
     const pid_t pid = fork();
     if (pid < 0) {

@@ -78,6 +78,7 @@ struct Policy {
     uint64_t logMaxSize = 10 * 1024 * 1024;
     unsigned logKeep = 3;
     unsigned stopTimeout = 10;  // seconds: default and maximum STOP grace period
+    uint64_t memoryMax = 0;     // bytes the server's processes may hold together; 0 = no total
 
     const Profile* profile(std::string_view name) const;
     bool allowed(std::string_view envName) const;
@@ -125,6 +126,7 @@ struct ProcInfo {
     pid_t pgid = 0;
     uint64_t startTime = 0;  // field 22 of /proc/PID/stat
     uid_t uid = 0;           // all four of real/effective/saved/fs must equal it, else ~0
+    uint64_t memory = 0;     // bytes of RssAnon + RssShmem: what the process itself holds
 };
 bool readProc(pid_t pid, ProcInfo& info);
 

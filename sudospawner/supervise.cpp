@@ -12,12 +12,17 @@
 // - The attaching instance MUST verify pid, start time, uid and the supervisor's
 //   parenthood against /proc itself, and relay only well-formed, permitted frames.
 // - Log content is untrusted bytes: bounded on every read, never interpreted.
+// - Over memory_max, the supervisor MAY also kill one descendant: pinned by a
+//   pidfd before it is measured, and still the child of the process it was
+//   listed under, so the signal cannot reach a recycled pid.
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <syslog.h>
@@ -26,6 +31,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <memory>
+#include <tuple>
 
 #include "sudospawner.h"
 
@@ -43,6 +50,29 @@ int64_t nowMs() {
 
 std::string quoted(const std::string& server) {
     return server.empty() ? "(default)" : "'" + server + "'";
+}
+
+std::string mib(uint64_t bytes) {
+    return std::to_string(bytes >> 20) + " MiB";
+}
+
+// Children of every thread of `pid` (Linux's CONFIG_PROC_CHILDREN, on in Debian).
+std::vector<pid_t> childrenOf(pid_t pid) {
+    std::vector<pid_t> out;
+    const std::string task = "/proc/" + std::to_string(pid) + "/task/";
+    const std::unique_ptr<DIR, int (*)(DIR*)> dir(opendir(task.c_str()), closedir);
+    while (dirent* e = dir ? readdir(dir.get()) : nullptr) {
+        UniqueFd fd(open((task + e->d_name + "/children").c_str(), O_RDONLY | O_CLOEXEC));
+        std::string text(65536, '\0');
+        const ssize_t n = fd.valid() ? read(fd.get(), text.data(), text.size() - 1) : -1;
+        const char* at = text.c_str();
+        for (char* end = nullptr; n > 0; at = end) {
+            const long child = std::strtol(at, &end, 10);
+            if (end == at) break;
+            out.push_back(static_cast<pid_t>(child));
+        }
+    }
+    return out;
 }
 
 // The per-user server log, rotated by size. Owned and written by the user only.
@@ -218,13 +248,14 @@ public:
                              {child_.logRead.get(), POLLIN, 0},
                              {listen_.get(), POLLIN, 0},
                              {in_, POLLIN, 0}};
-            int timeout = 1000;  // also the orphan-reaping period
+            int timeout = policy_.memoryMax > 0 ? 250 : 1000;  // memory and orphan-reaping period
             if (stopDeadline_ > 0)
                 timeout = static_cast<int>(std::clamp<int64_t>(stopDeadline_ - nowMs(), 0, 1000));
             if (poll(fds, 4, timeout) < 0 && errno != EINTR)
                 fatal(ErrorCode::Internal, std::string("poll failed: ") + std::strerror(errno));
             reapOrphans();
             if (fds[1].revents) drainLog(false);
+            enforceMemoryMax();
             if (fds[0].revents) finish();
             if (stopDeadline_ > 0 && nowMs() >= stopDeadline_) escalate();
             if (fds[2].revents & POLLIN) acceptHub();
@@ -242,6 +273,36 @@ private:
             if (si.si_pid == child_.pid) return;
             waitpid(si.si_pid, nullptr, 0);
         }
+    }
+
+    // Like earlyoom, but per server: the memory of all our descendants (as
+    // subreaper, orphans stay ours) is summed; over memory_max the largest
+    // process is killed, and the server's log and syslog say why.
+    void enforceMemoryMax() {
+        if (policy_.memoryMax == 0 || nowMs() < nextMemoryCheck_) return;
+        nextMemoryCheck_ = nowMs() + 250;
+        uint64_t total = 0;
+        UniqueFd largest;
+        ProcInfo big;
+        std::vector<pid_t> parents{getpid()};
+        for (size_t i = 0; i < parents.size() && parents.size() < 65536; ++i) {
+            for (const pid_t pid : childrenOf(parents[i])) {
+                UniqueFd fd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+                ProcInfo info;
+                if (!fd.valid() || !readProc(pid, info) || info.ppid != parents[i]) continue;
+                parents.push_back(pid);
+                total += info.memory;
+                if (info.memory > big.memory) std::tie(largest, big) = std::tuple(std::move(fd), info);
+            }
+        }
+        if (total <= policy_.memoryMax || !largest.valid()) return;
+        syscall(SYS_pidfd_send_signal, largest.get(), SIGKILL, nullptr, 0);
+        const std::string why = "processes of server " + quoted(server_) + " of " + id_.name + " held " +
+                                mib(total) + ", over memory_max " + mib(policy_.memoryMax) + " of " +
+                                policy_.file + ": killed pid " + std::to_string(big.pid) + ", the largest (" +
+                                mib(big.memory) + ")";
+        log_.write(("sudospawner: " + why + "\n").c_str(), why.size() + 14);
+        logDecision(LOG_WARNING, why);
     }
 
     void drainLog(bool final) {
@@ -416,7 +477,7 @@ private:
     UniqueFd listen_, conn_;
     int in_ = 0, out_ = 1;  // the hub channel: stdin/stdout of sudo, or conn_
     FrameReader reader_;
-    int64_t stopDeadline_ = 0;
+    int64_t stopDeadline_ = 0, nextMemoryCheck_ = 0;
     hubproto::StopOutcome outcome_ = hubproto::StopOutcome::Terminated;
 };
 

@@ -104,6 +104,11 @@ public:
         int status = 201;
     };
     CreateResult createUsers(const std::vector<std::string>& names, bool admin);
+    // After an allowed sign-in (any authenticator), app/hub_users.cpp: adds a
+    // first-time user, or sets admin, which admin_users and admin_groups decide
+    // at every login (JupyterHub 3.0). nullptr with `error` if the database refused.
+    const hub::UserRecord* recordLogin(const std::string& name, const hub::UserRecord* existing, bool admin,
+                                       std::string& error);
     // An admin's request to add users (POST /hub/api/users, the admin page),
     // app/hub_users.cpp: which names can be added, and why each other one
     // cannot (invalid 400, already a user or listed twice 409, no Unix account

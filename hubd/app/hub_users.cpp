@@ -49,6 +49,20 @@ Account unixAccount(const std::string& name, std::string& error) {
 
 }  // namespace
 
+const hub::UserRecord* Hub::recordLogin(const std::string& name, const hub::UserRecord* existing, bool admin,
+                                        std::string& error) {
+    if (!existing) {
+        auto created = createUsers({name}, admin);
+        error = created.error;
+        return created.created.empty() ? nullptr : created.created[0];
+    }
+    if (admin == existing->admin) return existing;
+    hub::UserRecord changed = *existing;
+    changed.admin = admin;
+    updateUser(changed);
+    return findUserById(changed.id);
+}
+
 Hub::NewUsersCheck Hub::checkNewUsers(const std::vector<std::string>& names) const {
     NewUsersCheck out;
     std::set<std::string> seen;

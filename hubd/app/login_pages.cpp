@@ -36,15 +36,7 @@ LoginConversations::Limits conversationLimits(const hub::Settings& settings) {
 
 }  // namespace
 
-// What a step's reply needs once its request is gone.
-struct Hub::Pages::LoginReply {
-    std::string next;  // validated local path, or ""
-    Origin origin;
-    Request request;  // target and query only, for nextUrl
-    std::string sessionId;
-};
-
-Hub::Pages::Pages(Hub& hub) : hub_(hub) {
+Hub::Pages::Pages(Hub& hub) : hub_(hub), oauth_(makeOAuthLogin(hub.settings())) {
     Hub* h = &hub;
     logins_ = std::make_unique<LoginConversations>(
         hub.loop(), hub.authenticator(), conversationLimits(hub.settings()),
@@ -217,20 +209,12 @@ void Hub::Pages::loginStep(const std::shared_ptr<Responder>& responder, const Lo
         hub_.loginFinished(false, step.source, step.username, "form", decision.reason);
         return responder->send(renderLogin(200, reply.next, step.username, kNeutral, retryXsrf));
     }
+    std::string error;
+    existing = hub_.recordLogin(result.username, existing, decision.admin, error);
     if (!existing) {
-        auto created = hub_.createUsers({result.username}, decision.admin);
-        if (created.created.empty()) {
-            hub::logError("Could not add user {}: {}", result.username, created.error);
-            return responder->send(renderLogin(500, reply.next, step.username,
-                                               "The hub could not record your login.", retryXsrf));
-        }
-        existing = created.created[0];
-    } else if (decision.admin != existing->admin) {
-        // admin_users and admin_groups decide on every login (JupyterHub 3.0).
-        hub::UserRecord changed = *existing;
-        changed.admin = decision.admin;
-        hub_.updateUser(changed);
-        existing = hub_.findUserById(changed.id);
+        hub::logError("Could not add user {}: {}", result.username, error);
+        return responder->send(
+            renderLogin(500, reply.next, step.username, "The hub could not record your login.", retryXsrf));
     }
     hub::logInfo("User logged in: {} from {}", existing->name, step.source);
     hub_.loginFinished(true, step.source, existing->name, "form");

@@ -54,6 +54,8 @@ input[type=text], input[type=password] { font: inherit; padding: .5rem; border: 
 button { font: inherit; padding: .5rem 1rem; border: 0; border-radius: 4px; background: var(--accent);
          color: #fff; cursor: pointer; }
 button.link { background: none; color: inherit; text-decoration: underline; padding: 0; }
+a.button { display: inline-block; padding: .5rem 1rem; border-radius: 4px; background: var(--accent);
+           color: #fff; text-decoration: none; }
 .error { border-left: 4px solid #c00; padding: .5rem 1rem; background: #c001; }
 .notice { border-left: 4px solid var(--accent); padding: .5rem 1rem; background: #d2691e1a; }
 :focus-visible { outline: 3px solid var(--accent); outline-offset: 2px; }
@@ -194,6 +196,7 @@ Response renderHubPage(const Hub& hub, int status, std::string_view title, std::
 Response Hub::Pages::renderLogin(int status, const std::string& next, const std::string& username,
                                  std::string_view error, const std::string& xsrf,
                                  const std::vector<hub::LoginMessage>& messages) const {
+    if (oauth_) return renderOAuthLogin(status, next, error);  // a button, no password form
     std::string action = hub_.hubPrefix() + "login";
     if (!next.empty()) action += "?next=" + urlEncode(next);
     std::string errorHtml = loginMessagesHtml(messages);
@@ -262,6 +265,8 @@ void Hub::Pages::handle(std::string_view path, Request& request, Responder respo
         if (get) return loginPage(request, std::move(responder));
         if (m == "POST") return loginSubmit(request, std::move(responder));
     }
+    if (path == "/oauth_login" && get) return oauthLogin(request, std::move(responder));
+    if (path == "/oauth_callback" && get) return oauthCallback(request, std::move(responder));
     if (path == "/logout" && (get || m == "POST")) return logout(request, std::move(responder));
     if ((path == "/" || path == "/home") && get) return home(request, std::move(responder));
     if (path.substr(0, 6) == "/user/" && get) {
@@ -384,9 +389,11 @@ void Hub::Pages::home(Request& request, Responder responder) {
             "</form>\n",
             where, prefix, xsrfField(request, user));
     }
+    // The seeds ask admins to tell users when admin_access is on; the hub tells them itself.
     if (hub_.settings().adminAccess)
         body +=
-            "<p class=\"notice\">Administrators of this hub can open your server (admin_access is on).</p>\n";
+            "<p class=\"notice\" id=\"admin-access-notice\">Administrators of this hub can open your "
+            "server while it runs, and everything they do there runs as you (admin_access is on).</p>\n";
     responder.send(page(200, "Home", body, user));
 }
 

@@ -12,6 +12,7 @@
 namespace hubd {
 
 class AdminFlashes;  // admin_pages.cpp
+class OAuthLogin;    // oauth_login_pages.cpp (GenericOAuthenticator)
 
 class Hub::Pages {
 public:
@@ -27,7 +28,13 @@ private:
     void loginSubmit(hubd::http::Request& request, hubd::http::Responder responder);
     void loginContinue(hubd::http::Request& request, hubd::http::Responder responder,
                        std::map<std::string, std::string>& form, const std::string& next);
-    struct LoginReply;  // what a step's reply needs once its request is gone
+    // What a step's reply needs once its request is gone.
+    struct LoginReply {
+        std::string next;  // validated local path, or ""
+        Origin origin;
+        hubd::http::Request request;  // target and query only, for nextUrl
+        std::string sessionId;
+    };
     void loginStep(const std::shared_ptr<hubd::http::Responder>& responder, const LoginReply& reply,
                    LoginStep step);
     void loginSucceeded(const std::shared_ptr<hubd::http::Responder>& responder, const LoginReply& reply,
@@ -35,6 +42,12 @@ private:
     hubd::http::Response renderLoginPrompts(const std::string& next,
                                             const std::vector<hub::LoginMessage>& messages,
                                             const std::string& stepId, const std::string& xsrf) const;
+    // OAuth2 / OpenID Connect sign-in (GenericOAuthenticator), oauth_login_pages.cpp:
+    // /hub/oauth_login sends the browser to the provider, /hub/oauth_callback
+    // checks what comes back and signs the mapped local user in.
+    void oauthLogin(hubd::http::Request& request, hubd::http::Responder responder);
+    void oauthCallback(hubd::http::Request& request, hubd::http::Responder responder);
+    hubd::http::Response renderOAuthLogin(int status, const std::string& next, std::string_view error) const;
     void logout(hubd::http::Request& request, hubd::http::Responder responder);
     void home(hubd::http::Request& request, hubd::http::Responder responder);
     void spawn(hubd::http::Request& request, hubd::http::Responder responder);
@@ -64,12 +77,16 @@ private:
     Hub& hub_;
     std::unique_ptr<LoginConversations> logins_;  // sign-ins in progress
     std::shared_ptr<AdminFlashes> adminFlashes_;  // the admin page's status messages
+    std::shared_ptr<OAuthLogin> oauth_;           // null unless GenericOAuthenticator
 };
 
 // A complete hub page (layout, stylesheet, security headers) around `body`;
 // `head` is trusted markup added to <head> (a script tag, say).
 hubd::http::Response renderHubPage(const Hub& hub, int status, std::string_view title, std::string_view body,
                                    const hub::UserRecord* user, std::string_view head = {});
+
+// The OAuth sign-in's state for `settings`; null unless GenericOAuthenticator.
+std::shared_ptr<OAuthLogin> makeOAuthLogin(const hub::Settings& settings);
 
 // True if `next` is a path on this hub: starts with one '/', not '//' or
 // '/\', no scheme, no control characters.

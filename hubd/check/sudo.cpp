@@ -160,6 +160,30 @@ std::string whereGranted(const Context& ctx) {
     return " (rules for " + ctx.hub.name + " in " + s + ")";
 }
 
+// Refusals no sudoers rule can fix (the seeds' "PAM session errors" and
+// SELinux-style denials): sudo itself cannot work in the hub's process
+// (no_new_privs, a capability bounding set without what sudo needs), or PAM's
+// account or session stack refuses. {why, fix}; empty when err is none of them.
+std::pair<std::string, std::string> sudoEnvironmentProblem(const Context& ctx, const std::string& err) {
+    auto has = [&](const char* s) { return err.find(s) != std::string::npos; };
+    const std::string caps = "CAP_SETUID CAP_SETGID CAP_AUDIT_WRITE CAP_SYS_RESOURCE CAP_KILL";
+    if (has("no new privileges"))
+        return {"the hub runs with no_new_privs, so the setuid sudo cannot become root",
+                "systemctl edit hubd  # drop NoNewPrivileges= and the options implying it (docs/install.md "
+                "step 7)"};
+    if (has("unable to change to root") || has("setresuid") || has("setresgid") || has("PERM_SUDOERS"))
+        return {
+            "the hub's capability bounding set lacks what sudo needs (" + caps + ")",
+            "systemctl edit hubd  # CapabilityBoundingSet= must keep " + caps + " (docs/install.md step 7)"};
+    if (has("account validation failure") || has("PAM account management") || has("expired"))
+        return {"PAM's account check refuses " + ctx.hub.name + " (expired or disabled account)",
+                "chage -E -1 " + ctx.hub.name + " && chage -l " + ctx.hub.name};
+    if (has("pam_open_session") || has("session initialization"))
+        return {"sudo's PAM session stack (/etc/pam.d/sudo) fails",
+                "journalctl -t sudo --since -10min  # the failing session module"};
+    return {};
+}
+
 void checkRule(Context& ctx, Report& r, const std::vector<Entry>& entries, const std::string& fix) {
     const std::string name = "sudoers rule";
     const std::string helper = ctx.settings.sudospawnerPath;
@@ -238,9 +262,16 @@ void checkSudo(Context& ctx, Report& r) {
         r.fail("sudoers rule", "cannot run /usr/bin/sudo: " + list.err, "apt-get install sudo");
         return;
     }
-    if (list.exitCode != 0 && entries.empty()) {
+    const auto listProblem = sudoEnvironmentProblem(ctx, list.err);
+    if (list.exitCode != 0 && !listProblem.first.empty()) {
         r.fail("sudoers rule",
-               "sudo -n -l as " + ctx.hub.name + " fails (" + (list.err.empty() ? "no output" : list.err) +
+               "sudo -n -l as " + ctx.hub.name + " fails (" + list.err.substr(0, list.err.find('\n')) +
+                   "): " + listProblem.first,
+               listProblem.second);
+    } else if (list.exitCode != 0 && entries.empty()) {
+        r.fail("sudoers rule",
+               "sudo -n -l as " + ctx.hub.name + " fails (" +
+                   (list.err.empty() ? "no output" : list.err.substr(0, list.err.find('\n'))) +
                    "): no sudoers rule lets " + ctx.hub.name + " run anything without a password" +
                    whereGranted(ctx),
                fix);
@@ -269,6 +300,9 @@ void checkSudo(Context& ctx, Report& r) {
                    "sudo -u " + ctx.hub.name + " " + joinArgv(argv));
         else if (h.exitCode == 0)
             r.pass("sudo runs the helper", joinArgv(argv) + " works without a password for " + who);
+        else if (auto p = sudoEnvironmentProblem(ctx, h.err); !p.first.empty())
+            r.fail("sudo runs the helper",
+                   joinArgv(argv) + " is refused for " + who + ": " + err + ": " + p.first, p.second);
         else if (err.rfind("sudo:", 0) == 0)
             r.fail("sudo runs the helper", joinArgv(argv) + " is refused for " + who + ": " + err, fix);
         else

@@ -83,6 +83,19 @@ private:
     Settings settings_;
 };
 
+// GenericOAuthenticator signs users in at the provider (hubd/app/oidc.h):
+// a password given to the hub proves nothing, so the token API's
+// {"auth": ...} and the login form's POST are refused.
+class OAuthPasswordRefuser final : public Authenticator {
+public:
+    std::string className() const override { return "oauthenticator.generic.GenericOAuthenticator"; }
+    AuthResult authenticate(const std::string&, const std::string&) override {
+        AuthResult result;
+        result.failureReason = "passwords are not accepted: users sign in with the OAuth provider";
+        return result;
+    }
+};
+
 }  // namespace
 
 std::optional<std::string> normalizeLoginName(const Settings& settings, std::string_view raw,
@@ -212,8 +225,10 @@ std::unique_ptr<Authenticator> makeDummyAuthenticator(const Settings& settings) 
 std::unique_ptr<Authenticator> makeAuthenticator(const Settings& settings) {
     if (settings.authenticatorClass == "pam") return makePamAuthenticator(settings);
     if (settings.authenticatorClass == "dummy") return makeDummyAuthenticator(settings);
+    if (settings.authenticatorClass == "ldap") return makeLdapAuthenticator(settings);
+    if (settings.authenticatorClass == "generic-oauth") return std::make_unique<OAuthPasswordRefuser>();
     throw std::invalid_argument("unknown authenticator class '" + settings.authenticatorClass +
-                                "': use 'pam' or 'dummy'");
+                                "': use 'pam', 'dummy' or 'generic-oauth'");
 }
 
 }  // namespace hub

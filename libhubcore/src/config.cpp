@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <regex>
@@ -13,6 +14,7 @@
 #include "hubcore/cidr.h"
 #include "hubcore/config.h"
 #include "hubcore/idle_culler_command.h"
+#include "hubcore/ldap_escape.h"
 #include "hubcore/subdomain.h"
 
 namespace hub {
@@ -605,6 +607,91 @@ void altNames(const Apply& x, const PyValue& v) {
     (x.name.ends_with("trusted_alt_names") ? x.st.s.trustedAltNames : x.st.s.sslAltNames) = std::move(*items);
 }
 
+// A provider endpoint: https, or http to this machine's loopback (a
+// provider on the same host, tests). Client secrets and codes never cross a
+// network in clear text.
+bool providerUrlOk(const std::string& url) {
+    if (url.rfind("https://", 0) == 0) return url.size() > 8;
+    for (std::string_view loop : {"http://127.", "http://localhost:", "http://localhost/", "http://[::1]"})
+        if (url.rfind(loop, 0) == 0) return true;
+    return false;
+}
+
+void providerUrl(const Apply& x, const PyValue& v, std::string OAuthSettings::*field) {
+    if (!v.str.empty() && !providerUrlOk(v.str))
+        return x.error(
+            fmt::format("{} must be an https:// URL (http:// only to 127.0.0.1 or localhost), got {}", x.name,
+                        shortRepr(v)));
+    x.st.s.oauth.*field = v.str;
+}
+
+// ldapauthenticator's optional strings (allow_none): None means unset.
+std::optional<std::string> ldapOptional(const Apply& x, const PyValue& v) {
+    if (v.kind == VK::None) return std::string();
+    if (v.kind == VK::Str) return v.str;
+    x.error(fmt::format("{} must be a string or None, got {}", x.name, shortRepr(v)));
+    return std::nullopt;
+}
+
+// LDAPAuthenticator.bind_dn_template: a string or a list; blank entries are
+// dropped (as ldapauthenticator does) and every {placeholder} is checked now
+// rather than at the first login.
+void ldapBindDnTemplate(const Apply& x, const PyValue& v) {
+    std::vector<std::string> templates;
+    if (v.kind == VK::Str) {
+        templates = {v.str};
+    } else if (auto items = x.strings(v, x.name, true)) {
+        templates = std::move(*items);
+    } else {
+        return;
+    }
+    std::vector<std::string> out;
+    for (const auto& t : templates) {
+        std::string why;
+        if (t.empty()) {
+            x.warn(fmt::format("{}: a blank entry is ignored", x.name));
+        } else if (!ldap::userDn(t, "user", why)) {
+            return x.error(fmt::format("{} {}: {}", x.name, t, why));
+        } else {
+            out.push_back(t);
+        }
+    }
+    x.st.s.ldap.bindDnTemplate = std::move(out);
+}
+
+void ldapSearchFilter(const Apply& x, const PyValue& v) {
+    std::string why;
+    if (!ldap::lookupFilter(v.str, "uid", "user", why))
+        return x.error(fmt::format("{} {}: {}", x.name, shortRepr(v), why));
+    x.st.s.ldap.lookupDnSearchFilter = v.str;
+}
+
+void ldapTlsStrategy(const Apply& x, const PyValue& v) {
+    if (v.str != "before_bind" && v.str != "on_connect" && v.str != "insecure")
+        return x.error(
+            fmt::format("{} must be 'before_bind' (StartTLS), 'on_connect' (ldaps://) or 'insecure', got {}",
+                        x.name, shortRepr(v)));
+    x.st.s.ldap.tlsStrategy = v.str;
+}
+
+// ldap3's Tls() keyword arguments: hubd understands the CA file; the rest
+// would weaken or fine-tune verification and is not taken silently.
+void ldapTlsKwargs(const Apply& x, const PyValue& v) {
+    DictReader r{x, x.name};
+    r.unknownKeys(v, {"ca_certs_file"});
+    r.str(v, "ca_certs_file", x.st.s.ldap.caCertsFile);
+}
+
+void ldapUsernameRegex(const Apply& x, const PyValue& v) {
+    try {
+        std::regex re(v.str, std::regex::ECMAScript);
+    } catch (const std::regex_error& e) {
+        return x.error(
+            fmt::format("{} {} is not a valid regular expression: {}", x.name, shortRepr(v), e.what()));
+    }
+    x.st.s.ldap.validUsernameRegex = v.str;
+}
+
 #define SETTER(field, expr) [](const Apply& x, const PyValue& v) { x.st.s.field = (expr); }
 #define POSITIVE_INT(field)                                \
     [](const Apply& x, const PyValue& v) {                 \
@@ -746,6 +833,93 @@ const std::map<std::string_view, Handler>& handlers() {
         {"PAMAuthenticator.encoding", SETTER(pamEncoding, v.str)},
         {"PAMAuthenticator.conversation_timeout", POSITIVE_INT(pamConversationTimeout)},
         {"DummyAuthenticator.password", SETTER(dummyPassword, v.str)},
+        {"OAuthenticator.client_id", SETTER(oauth.clientId, v.str)},
+        {"OAuthenticator.client_secret",
+         [](const Apply& x, const PyValue& v) {
+             // Every local user can read a process's argv.
+             if (x.a.file == kCommandLine)
+                 return x.error(fmt::format("{} is refused on the command line, where every local user can "
+                                            "read it: put it in the configuration file (mode 0600) or in "
+                                            "$OAUTH_CLIENT_SECRET",
+                                            x.name));
+             x.st.s.oauth.clientSecret = v.str;
+         }},
+        {"OAuthenticator.oauth_callback_url",
+         [](const Apply& x, const PyValue& v) {
+             if (!v.str.empty() && v.str.rfind("https://", 0) != 0 && v.str.rfind("http://", 0) != 0)
+                 return x.error(fmt::format("{} must be this hub's http(s) URL ending in /hub/oauth_callback, "
+                                            "got {}",
+                                            x.name, shortRepr(v)));
+             x.st.s.oauth.callbackUrl = v.str;
+         }},
+        {"OAuthenticator.authorize_url",
+         [](const Apply& x, const PyValue& v) { providerUrl(x, v, &OAuthSettings::authorizeUrl); }},
+        {"OAuthenticator.token_url",
+         [](const Apply& x, const PyValue& v) { providerUrl(x, v, &OAuthSettings::tokenUrl); }},
+        {"OAuthenticator.userdata_url",
+         [](const Apply& x, const PyValue& v) { providerUrl(x, v, &OAuthSettings::userdataUrl); }},
+        {"GenericOAuthenticator.oidc_issuer",
+         [](const Apply& x, const PyValue& v) { providerUrl(x, v, &OAuthSettings::issuer); }},
+        {"OAuthenticator.scope", STRINGS(oauth.scope, true)},
+        {"OAuthenticator.username_claim", SETTER(oauth.usernameClaim, v.str)},
+        {"GenericOAuthenticator.username_key", SETTER(oauth.usernameClaim, v.str)},
+        {"GenericOAuthenticator.claim_groups_key", SETTER(oauth.claimGroupsKey, v.str)},
+        {"GenericOAuthenticator.allowed_groups", STRINGS(allowedGroups, true)},
+        {"GenericOAuthenticator.admin_groups", STRINGS(adminGroups, true)},
+        {"OAuthenticator.login_service", SETTER(oauth.loginService, v.str)},
+        {"OAuthenticator.basic_auth", SETTER(oauth.basicAuth, v.boolean)},
+        {"OAuthenticator.ca_file", SETTER(oauth.caFile, v.str)},
+        {"OAuthenticator.min_uid", SETTER(oauth.minUid, v.integer)},
+        {"LDAPAuthenticator.server_address",
+         [](const Apply& x, const PyValue& v) {
+             if (auto host = ipTrait(x, v)) x.st.s.ldap.serverAddress = v.str;
+         }},
+        {"LDAPAuthenticator.server_port",
+         [](const Apply& x, const PyValue& v) {
+             if (auto p = portTrait(x, v)) x.st.s.ldap.serverPort = *p;
+         }},
+        {"LDAPAuthenticator.use_ssl",
+         [](const Apply& x, const PyValue& v) {
+             if (v.boolean) x.st.s.ldap.tlsStrategy = "on_connect";  // ldapauthenticator 2.0's translation
+         }},
+        {"LDAPAuthenticator.tls_strategy", ldapTlsStrategy},
+        {"LDAPAuthenticator.tls_kwargs", ldapTlsKwargs},
+        {"LDAPAuthenticator.bind_dn_template", ldapBindDnTemplate},
+        {"LDAPAuthenticator.lookup_dn", SETTER(ldap.lookupDn, v.boolean)},
+        {"LDAPAuthenticator.lookup_dn_search_filter", ldapSearchFilter},
+        {"LDAPAuthenticator.lookup_dn_search_user",
+         [](const Apply& x, const PyValue& v) {
+             if (auto s = ldapOptional(x, v)) x.st.s.ldap.lookupDnSearchUser = std::move(*s);
+         }},
+        {"LDAPAuthenticator.lookup_dn_search_password",
+         [](const Apply& x, const PyValue& v) {
+             if (x.a.file == kCommandLine)
+                 return x.error(fmt::format("{} is refused on the command line, where every local user can "
+                                            "read it: put it in the configuration file (mode 0600)",
+                                            x.name));
+             if (auto s = ldapOptional(x, v)) x.st.s.ldap.lookupDnSearchPassword = std::move(*s);
+         }},
+        {"LDAPAuthenticator.user_search_base",
+         [](const Apply& x, const PyValue& v) {
+             if (auto s = ldapOptional(x, v)) x.st.s.ldap.userSearchBase = std::move(*s);
+         }},
+        {"LDAPAuthenticator.user_attribute",
+         [](const Apply& x, const PyValue& v) {
+             if (auto s = ldapOptional(x, v)) x.st.s.ldap.userAttribute = std::move(*s);
+         }},
+        {"LDAPAuthenticator.lookup_dn_user_dn_attribute",
+         [](const Apply& x, const PyValue& v) {
+             if (auto s = ldapOptional(x, v)) x.st.s.ldap.lookupDnUserDnAttribute = std::move(*s);
+         }},
+        {"LDAPAuthenticator.allowed_groups", STRINGS(ldap.allowedGroups, true)},
+        {"LDAPAuthenticator.valid_username_regex", ldapUsernameRegex},
+        {"LDAPAuthenticator.use_lookup_dn_username", SETTER(ldap.useLookupDnUsername, v.boolean)},
+        {"LDAPAuthenticator.timeout",
+         [](const Apply& x, const PyValue& v) {
+             if (v.integer < 1 || v.integer > 300)
+                 return x.error(fmt::format("{} must be from 1 to 300 seconds, got {}", x.name, v.integer));
+             x.st.s.ldap.timeout = static_cast<int>(v.integer);
+         }},
         {"Spawner.cmd", spawnerCmd},
         {"Spawner.args", STRINGS(spawnerArgs, false)},
         {"Spawner.environment", environment},
@@ -825,6 +999,8 @@ std::string suggest(std::string_view cls, std::string_view trait) {
 }
 
 std::string activeAuthenticator(const Settings& s) {
+    if (s.authenticatorClass == "generic-oauth") return "GenericOAuthenticator";
+    if (s.authenticatorClass == "ldap") return "LDAPAuthenticator";
     return s.authenticatorClass == "dummy" ? "DummyAuthenticator" : "PAMAuthenticator";
 }
 std::string activeSpawner(const Settings& s) {
@@ -905,11 +1081,19 @@ private:
                 } else if (v == "dummy" || v == "jupyterhub.auth.DummyAuthenticator" ||
                            v == "dummyauthenticator.DummyAuthenticator") {
                     st_.s.authenticatorClass = "dummy";
+                } else if (v == "generic-oauth" || v == "generic" ||
+                           v == "oauthenticator.generic.GenericOAuthenticator" ||
+                           v == "oauthenticator.GenericOAuthenticator") {
+                    st_.s.authenticatorClass = "generic-oauth";
+                } else if (v == "ldap" || v == "ldapauthenticator.LDAPAuthenticator" ||
+                           v == "ldapauthenticator.ldapauthenticator.LDAPAuthenticator") {
+                    st_.s.authenticatorClass = "ldap";
                 } else {
                     x.error(fmt::format(
-                        "{} must be 'pam' (jupyterhub.auth.PAMAuthenticator) or 'dummy' "
-                        "(jupyterhub.auth.DummyAuthenticator, dummyauthenticator.DummyAuthenticator), "
-                        "got {}",
+                        "{} must be 'pam' (jupyterhub.auth.PAMAuthenticator), 'dummy' "
+                        "(jupyterhub.auth.DummyAuthenticator, dummyauthenticator.DummyAuthenticator) or "
+                        "'generic-oauth' (oauthenticator.generic.GenericOAuthenticator) or 'ldap' "
+                        "(ldapauthenticator.LDAPAuthenticator), got {}",
                         x.name, shortRepr(a.value)));
                 }
             } else if (v == "sudo" || v == "sudospawner.SudoSpawner") {
@@ -1132,6 +1316,78 @@ private:
                                 fmt::format("JupyterHub.api_page_default_limit ({}) must not exceed "
                                             "JupyterHub.api_page_max_limit ({})",
                                             s.apiPageDefaultLimit, s.apiPageMaxLimit)));
+        if (s.authenticatorClass == "generic-oauth") checkOAuth();
+        if (s.authenticatorClass == "ldap") checkLdap();
+    }
+
+    // LDAPAuthenticator needs a server and a way to find the user's DN.
+    void checkLdap() {
+        const LdapSettings& l = st_.s.ldap;
+        auto problem = [&](const char* trait, Severity sev, std::string message) {
+            diags_.push_back(at(st_.where.count(trait) ? trait : "JupyterHub.authenticator_class", sev,
+                                std::move(message)));
+        };
+        if (l.serverAddress.empty())
+            problem("LDAPAuthenticator.server_address", Severity::Error,
+                    "LDAPAuthenticator needs the directory's host: set LDAPAuthenticator.server_address");
+        if (!l.lookupDn && l.bindDnTemplate.empty())
+            problem("LDAPAuthenticator.bind_dn_template", Severity::Error,
+                    "LDAPAuthenticator needs bind_dn_template (e.g. "
+                    "'uid={username},ou=people,dc=example,dc=org') "
+                    "or lookup_dn = True with user_search_base and user_attribute");
+        if (l.lookupDn && (l.userSearchBase.empty() || l.userAttribute.empty()))
+            problem("LDAPAuthenticator.lookup_dn", Severity::Error,
+                    "LDAPAuthenticator.lookup_dn needs user_search_base (e.g. 'ou=people,dc=example,dc=org') "
+                    "and user_attribute (e.g. 'uid', or 'sAMAccountName' for Active Directory)");
+        if (!l.lookupDnSearchUser.empty() && l.lookupDnSearchPassword.empty())
+            problem(
+                "LDAPAuthenticator.lookup_dn_search_user", Severity::Error,
+                "LDAPAuthenticator.lookup_dn_search_user is set without lookup_dn_search_password: a bind "
+                "with an empty password is anonymous; set the password, or unset the user for anonymous "
+                "searches");
+        if (l.tlsStrategy == "insecure")
+            problem("LDAPAuthenticator.tls_strategy", Severity::Warning,
+                    "LDAPAuthenticator.tls_strategy = 'insecure': passwords go to the LDAP server in clear "
+                    "text; use 'before_bind' (StartTLS) or 'on_connect' (ldaps) unless the server is on "
+                    "this machine");
+    }
+
+    // GenericOAuthenticator needs a client, a callback and either an issuer to
+    // discover or the endpoints themselves. OAuthenticator's environment
+    // variables fill what the file leaves out.
+    void checkOAuth() {
+        OAuthSettings& o = st_.s.oauth;
+        auto fromEnv = [](std::string& field, const char* name) {
+            if (const char* v = std::getenv(name); field.empty() && v) field = v;
+        };
+        fromEnv(o.clientId, "OAUTH_CLIENT_ID");
+        fromEnv(o.clientSecret, "OAUTH_CLIENT_SECRET");
+        fromEnv(o.callbackUrl, "OAUTH_CALLBACK_URL");
+        auto need = [&](const std::string& value, const char* trait, const char* what) {
+            if (value.empty())
+                diags_.push_back(at(std::string("JupyterHub.authenticator_class"), Severity::Error,
+                                    fmt::format("GenericOAuthenticator needs {}: set {}", what, trait)));
+        };
+        need(o.clientId, "OAuthenticator.client_id (or $OAUTH_CLIENT_ID)",
+             "the client id the provider issued");
+        need(o.callbackUrl, "OAuthenticator.oauth_callback_url (or $OAUTH_CALLBACK_URL)",
+             "this hub's callback URL, e.g. 'https://hub.example.org/hub/oauth_callback'");
+        if (o.issuer.empty()) {
+            need(o.authorizeUrl, "OAuthenticator.authorize_url, or GenericOAuthenticator.oidc_issuer",
+                 "the provider's authorization endpoint");
+            need(o.tokenUrl, "OAuthenticator.token_url, or GenericOAuthenticator.oidc_issuer",
+                 "the provider's token endpoint");
+            need(o.userdataUrl, "OAuthenticator.userdata_url, or GenericOAuthenticator.oidc_issuer",
+                 "where the user's name comes from");
+        } else if (std::find(o.scope.begin(), o.scope.end(), "openid") == o.scope.end()) {
+            o.scope.insert(o.scope.begin(), "openid");  // no ID token without it
+        }
+        if (o.callbackUrl.find("/oauth_callback") == std::string::npos && !o.callbackUrl.empty())
+            diags_.push_back(
+                at("OAuthenticator.oauth_callback_url", Severity::Error,
+                   fmt::format("OAuthenticator.oauth_callback_url must end in "
+                               "'{}hub/oauth_callback' (where hubd receives the provider's answer)",
+                               st_.s.baseUrl)));
     }
 
     // hubd launches no services: a service that would run jupyterhub_idle_culler

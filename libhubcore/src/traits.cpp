@@ -51,8 +51,9 @@ std::vector<TraitInfo> buildCatalogue() {
         "The 32-byte cookie secret, e.g. bytes.fromhex('<output of openssl rand -hex 32>').");
     add("JupyterHub.cookie_max_age_days", "Float", "14", "Number of days a signed login cookie stays valid.");
     add("JupyterHub.authenticator_class", "Unicode", "'jupyterhub.auth.PAMAuthenticator'",
-        "The authenticator: 'pam' (jupyterhub.auth.PAMAuthenticator) or 'dummy' "
-        "(jupyterhub.auth.DummyAuthenticator).");
+        "The authenticator: 'pam' (jupyterhub.auth.PAMAuthenticator), 'dummy' "
+        "(jupyterhub.auth.DummyAuthenticator), 'generic-oauth' "
+        "(oauthenticator.generic.GenericOAuthenticator) or 'ldap' (ldapauthenticator.LDAPAuthenticator).");
     add("JupyterHub.spawner_class", "Unicode", "'jupyterhub.spawner.SimpleLocalProcessSpawner'",
         "The spawner: 'sudo' (sudospawner.SudoSpawner) or 'simple'; LocalProcessSpawner needs root and is "
         "refused.");
@@ -200,6 +201,90 @@ std::vector<TraitInfo> buildCatalogue() {
               "hubd sizes its own PAM worker pool");
     add("DummyAuthenticator.password", "Unicode", "''",
         "If set, the password every user must give (testing only).");
+    // OAuthenticator (hubd/app/oidc.h): OAuthenticator 16's names
+    add("OAuthenticator.client_id", "Unicode", "''",
+        "The client id registered with the provider ($OAUTH_CLIENT_ID when unset).");
+    add("OAuthenticator.client_secret", "Unicode", "''",
+        "The client secret ($OAUTH_CLIENT_SECRET when unset); never logged, refused on the command line.");
+    add("OAuthenticator.oauth_callback_url", "Unicode", "''",
+        "This hub's callback URL as registered, e.g. https://hub.example.org/hub/oauth_callback "
+        "($OAUTH_CALLBACK_URL when unset).");
+    add("OAuthenticator.authorize_url", "Unicode", "''",
+        "The provider's authorization endpoint (https); '' = from oidc_issuer's discovery.");
+    add("OAuthenticator.token_url", "Unicode", "''",
+        "The provider's token endpoint (https); '' = from oidc_issuer's discovery.");
+    add("OAuthenticator.userdata_url", "Unicode", "''",
+        "The provider's userinfo endpoint; '' = the ID token's claims (with oidc_issuer).");
+    add("OAuthenticator.scope", "List", "[]",
+        "Scopes to request; 'openid' is added when oidc_issuer is set.");
+    add("OAuthenticator.username_claim", "Unicode", "'username'",
+        "The claim that names the user (e.g. 'preferred_username', 'email'); mapped to a local Unix "
+        "account.");
+    add("OAuthenticator.login_service", "Unicode", "'OAuth 2.0'",
+        "The provider's name on the sign-in button: \"Sign in with {login_service}\".");
+    add("OAuthenticator.basic_auth", "Bool", "True",
+        "Send client_id and client_secret to the token endpoint with HTTP Basic (False: in the form body).");
+    add("OAuthenticator.ca_file", "Unicode", "''",
+        "hubd: PEM file of CAs trusted for the provider's https endpoints instead of the system store.");
+    add("OAuthenticator.min_uid", "Int", "1000",
+        "hubd: the lowest uid a provider's user may map to; lower uids are system accounts and refused.");
+    add("GenericOAuthenticator.oidc_issuer", "Unicode", "''",
+        "hubd: the OpenID Connect issuer URL; endpoints and keys come from its discovery document and "
+        "ID tokens are checked (signature, iss, aud, exp, nonce).");
+    add("GenericOAuthenticator.username_key", "Unicode", "'username'",
+        "The name OAuthenticator before 16 used for username_claim.");
+    add("GenericOAuthenticator.claim_groups_key", "Unicode", "'groups'",
+        "The claim that lists the user's groups (for allowed_groups and admin_groups).");
+    add("GenericOAuthenticator.allowed_groups", "Set", "set()",
+        "Groups (from claim_groups_key) whose members may log in.");
+    add("GenericOAuthenticator.admin_groups", "Set", "set()",
+        "Groups (from claim_groups_key) whose members are admins.");
+
+    // LDAPAuthenticator (src/ldap_authenticator.cpp): ldapauthenticator's names
+    add("LDAPAuthenticator.server_address", "Unicode", "''", "Host name or IP address of the LDAP server.");
+    add("LDAPAuthenticator.server_port", "Int", "389",
+        "Port of the LDAP server; the default is 636 with tls_strategy 'on_connect', else 389.");
+    add("LDAPAuthenticator.use_ssl", "Bool", "False",
+        "ldapauthenticator 1.3's switch: True means tls_strategy = 'on_connect' (ldaps://).");
+    add("LDAPAuthenticator.tls_strategy", "Unicode", "'before_bind'",
+        "'before_bind' (StartTLS before any password is sent), 'on_connect' (ldaps://) or 'insecure' "
+        "(clear text); certificates are always verified against the system CAs or tls_kwargs.");
+    add("LDAPAuthenticator.tls_kwargs", "Dict", "{}",
+        "hubd understands {'ca_certs_file': '/path/ca.pem'}: the CAs trusted for the LDAP server instead of "
+        "the system store.");
+    add("LDAPAuthenticator.bind_dn_template", "Union", "[]",
+        "DN template(s) to bind as, e.g. 'uid={username},ou=people,dc=example,dc=org'; {username} is "
+        "DN-escaped (RFC 4514); tried in order.");
+    add("LDAPAuthenticator.lookup_dn", "Bool", "False",
+        "Search the user's DN (user_search_base, user_attribute) before binding.");
+    add("LDAPAuthenticator.lookup_dn_search_filter", "Unicode", "'({login_attr}={login})'",
+        "Filter for lookup_dn; {login} is filter-escaped (RFC 4515), {login_attr} is user_attribute.");
+    add("LDAPAuthenticator.lookup_dn_search_user", "Union", "None",
+        "DN to bind as for lookup_dn searches; unset means an anonymous search.");
+    add("LDAPAuthenticator.lookup_dn_search_password", "Union", "None",
+        "Password of lookup_dn_search_user (not accepted on the command line).");
+    add("LDAPAuthenticator.user_search_base", "Union", "None",
+        "Search base for lookup_dn, e.g. 'ou=people,dc=example,dc=org'.");
+    add("LDAPAuthenticator.user_attribute", "Union", "None",
+        "Attribute holding the login name for lookup_dn: 'uid' (OpenLDAP) or 'sAMAccountName' (AD).");
+    add("LDAPAuthenticator.lookup_dn_user_dn_attribute", "Union", "None",
+        "Attribute of the found entry put into bind_dn_template's {username} (and the hub name with "
+        "use_lookup_dn_username).");
+    add("LDAPAuthenticator.allowed_groups", "List", "[]",
+        "Group DNs; if set, only their members (member, uniqueMember or memberUid) can log in.");
+    add("LDAPAuthenticator.valid_username_regex", "Unicode", "'^[a-z][.a-z0-9_-]*$'",
+        "Login names that do not match are refused before anything is sent to the LDAP server.");
+    add("LDAPAuthenticator.use_lookup_dn_username", "Bool", "True",
+        "With lookup_dn, use the lookup_dn_user_dn_attribute value as the hub username (1.3's default).");
+    add("LDAPAuthenticator.timeout", "Int", "5",
+        "hubd: seconds to wait for the LDAP server to accept a connection and to answer each operation.");
+    notNeeded(
+        "LDAPAuthenticator.escape_userdn", "Bool", "False", "Escape the user DN.",
+        "hubd always escapes the username in DNs and filters (RFC 4514/4515), as ldapauthenticator 2.0");
+    notNeeded("LDAPAuthenticator.auth_state_attributes", "List", "[]",
+              "User attributes to keep in auth_state.", "hubd keeps no auth_state");
+    later("LDAPAuthenticator.search_filter", "Unicode", "''", "Filter the user must match to log in.");
+    later("LDAPAuthenticator.attributes", "List", "[]", "Attributes fetched with search_filter.");
 
     // Spawner and subclasses
     add("Spawner.cmd", "Command", "['jupyterhub-singleuser']",
@@ -217,8 +302,11 @@ std::vector<TraitInfo> buildCatalogue() {
           "['PATH', 'PYTHONPATH', 'CONDA_ROOT', 'CONDA_DEFAULT_ENV', 'VIRTUAL_ENV', 'LANG', 'LC_ALL', "
           "'JUPYTERHUB_SINGLEUSER_APP']",
           "Environment variables passed from the hub to servers.");
-    later("Spawner.mem_limit", "Any", "None", "Memory limit for each server.");
-    later("Spawner.cpu_limit", "Any", "None", "CPU limit for each server.");
+    notNeeded("Spawner.mem_limit", "Any", "None", "Memory limit for each server.",
+              "the helper's root-owned policy sets it (memory_max, limit data in sudospawner.conf), so a "
+              "compromised hub cannot raise it");
+    notNeeded("Spawner.cpu_limit", "Any", "None", "CPU limit for each server.",
+              "the helper's root-owned policy sets it (limit cpu in sudospawner.conf)");
     later("Spawner.mem_guarantee", "Any", "None", "Memory guarantee for each server.");
     later("Spawner.cpu_guarantee", "Any", "None", "CPU guarantee for each server.");
     later("Spawner.poll_interval", "Int", "30", "Seconds between checks that servers are alive.");
@@ -291,10 +379,17 @@ std::vector<TraitInfo> buildCatalogue() {
 // Base classes of the JupyterHub classes hubd knows.
 std::string_view parentOf(std::string_view cls) {
     static constexpr std::pair<std::string_view, std::string_view> parents[] = {
-        {"JupyterHub", "Application"},           {"PAMAuthenticator", "LocalAuthenticator"},
-        {"LocalAuthenticator", "Authenticator"}, {"DummyAuthenticator", "Authenticator"},
-        {"SudoSpawner", "LocalProcessSpawner"},  {"SimpleLocalProcessSpawner", "LocalProcessSpawner"},
-        {"LocalProcessSpawner", "Spawner"},      {"ConfigurableHTTPProxy", "Proxy"},
+        {"JupyterHub", "Application"},
+        {"PAMAuthenticator", "LocalAuthenticator"},
+        {"LocalAuthenticator", "Authenticator"},
+        {"DummyAuthenticator", "Authenticator"},
+        {"SudoSpawner", "LocalProcessSpawner"},
+        {"SimpleLocalProcessSpawner", "LocalProcessSpawner"},
+        {"LocalProcessSpawner", "Spawner"},
+        {"ConfigurableHTTPProxy", "Proxy"},
+        {"GenericOAuthenticator", "OAuthenticator"},
+        {"OAuthenticator", "Authenticator"},
+        {"LDAPAuthenticator", "Authenticator"},
     };
     for (const auto& [child, parent] : parents)
         if (child == cls) return parent;

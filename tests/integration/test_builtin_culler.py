@@ -22,22 +22,17 @@ cull_users. Checks:
   cull_admin_users = False are kept.
 Needs root (exit 77 otherwise). Run under flock /tmp/hubd-itest.lock.
 """
-import base64
-import json
 import os
 import secrets
 import shutil
-import socket
-import struct
 import time
-import uuid
 from datetime import datetime, timezone
 
 import hubtest
 from hubtest import check, wait_for
 from demotest import stop_pids, user_pids
 from sudotest import server_policy, singleuser_env, sudo_setup
-from wsframe import make_frame
+from kerneltest import Kernel
 
 OPS = secrets.token_hex(32)
 SINGLEUSER = "/usr/bin/jupyterhub-singleuser"
@@ -86,65 +81,6 @@ def start_server(hub, name):
     check(status in (201, 202), f"{name}'s server start is accepted ({status})")
 
 
-# -- a minimal kernel WebSocket client (RFC 6455) through the hub's proxy
-
-
-def ws_connect(hub, path, token):
-    sock = socket.create_connection(("127.0.0.1", hub.port), timeout=30)
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{hub.port}\r\nUpgrade: websocket\r\n"
-                  f"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n"
-                  f"Authorization: token {token}\r\n\r\n").encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        head += chunk
-    status_line = head.split(b"\r\n", 1)[0].decode(errors="replace")
-    return sock, status_line, head.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in head else b""
-
-
-def ws_messages(sock, pending, deadline):
-    """Yields (opcode, payload) of the server's frames until the deadline."""
-    buf = pending
-    while time.monotonic() < deadline:
-        while len(buf) >= 2:
-            n = buf[1] & 0x7F
-            at = 2
-            if n == 126:
-                if len(buf) < 4:
-                    break
-                n, at = struct.unpack("!H", buf[2:4])[0], 4
-            elif n == 127:
-                if len(buf) < 10:
-                    break
-                n, at = struct.unpack("!Q", buf[2:10])[0], 10
-            if len(buf) < at + n:
-                break
-            yield buf[0] & 0x0F, buf[at:at + n]
-            buf = buf[at + n:]
-        sock.settimeout(max(0.1, deadline - time.monotonic()))
-        try:
-            chunk = sock.recv(65536)
-        except socket.timeout:
-            return
-        if not chunk:
-            return
-        buf += chunk
-
-
-def execute_request(code, session):
-    return json.dumps({
-        "header": {"msg_id": uuid.uuid4().hex, "username": "test", "session": session,
-                   "msg_type": "execute_request", "version": "5.3",
-                   "date": datetime.now(timezone.utc).isoformat()},
-        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-        "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
-                    "allow_stdin": False, "stop_on_error": True},
-    }).encode()
-
-
 def busy_kernel(hub, name):
     """Starts a kernel on name's server that prints every 2 s, through the
     notebook API and a kernel WebSocket, then closes the WebSocket. Returns
@@ -152,31 +88,19 @@ def busy_kernel(hub, name):
     status, tok, _ = api(hub, "POST", f"/users/{name}/tokens", {"note": "culler test", "expires_in": 600})
     token = (tok or {}).get("token", "")
     check(status == 201 and token, f"a token for {name} ({status})")
-    c = hub.client()
-    status, kernel, _ = c.json("POST", f"/user/{name}/api/kernels", headers={"Authorization": f"token {token}"},
-                               json={})
-    if not check(status == 201 and (kernel or {}).get("id"), f"a kernel starts on {name}'s server ({status})"):
+    kernel = Kernel(hub, name, token)
+    if not kernel.open():
+        kernel.close()
         return None
-    session = uuid.uuid4().hex
-    sock, status_line, rest = ws_connect(hub, f"/user/{name}/api/kernels/{kernel['id']}/channels"
-                                              f"?session_id={session}", token)
-    if not check(" 101 " in status_line + " ", f"the kernel WebSocket opens through the proxy ({status_line})"):
-        sock.close()
-        return None
-    sock.sendall(make_frame(0x1, execute_request("import time\nwhile True:\n print('.', flush=True); "
-                                                 "time.sleep(2)", session), True))
+    kernel.send("import time\nwhile True:\n print('.', flush=True); time.sleep(2)")
     dots = 0
-    for opcode, payload in ws_messages(sock, rest, time.monotonic() + 30):
-        if opcode != 0x1:
-            continue
-        msg = json.loads(payload)
+    for msg in kernel.messages(30):
         if msg.get("msg_type") == "stream" and "." in msg.get("content", {}).get("text", ""):
             dots += 1
             if dots >= 2:
                 break
     check(dots >= 2, f"the kernel is busy printing ({dots} outputs seen)")
-    sock.sendall(make_frame(0x8, struct.pack("!H", 1000), True))  # close, like a tab going away
-    sock.close()
+    kernel.close()
     return time.time()
 
 

@@ -8,7 +8,9 @@
 * a file with `import os` is refused naming the file and line, and nothing runs;
 * ./jupyterhub_config.py is read when no -f is given, and the seed guide's start
   command (`hubd --JupyterHub.spawner_class=sudospawner.SudoSpawner`) works;
-* JupyterHub-style overrides such as --Authenticator.admin_users="{'zoe'}".
+* JupyterHub-style overrides such as --Authenticator.admin_users="{'zoe'}";
+* LocalAuthenticator.create_system_users = True (file or command line) stops
+  start-up with the cause and the fix, before anything is written.
 Root not needed.
 """
 import os
@@ -125,6 +127,32 @@ def test_database_is_authoritative():
               f"a warning at start names the users the config no longer allows: {warning[-1:]}")
 
 
+def test_create_system_users_refused():
+    """An unprivileged hub cannot and must not create Unix users: True stops start-up, naming the fix."""
+    for how in ("file", "command line"):
+        with tempfile.TemporaryDirectory(prefix="hubtest-csu-") as d:
+            args = [f"--JupyterHub.bind_url=http://127.0.0.1:{hubtest.free_port()}",
+                    f"--JupyterHub.hub_bind_url=http://127.0.0.1:{hubtest.free_port()}"]
+            if how == "file":
+                with open(os.path.join(d, "jupyterhub_config.py"), "w") as f:
+                    f.write("c.JupyterHub.authenticator_class = 'dummy'\n"
+                            "c.LocalAuthenticator.create_system_users = True\n")
+            else:
+                args.append("--LocalAuthenticator.create_system_users=True")
+            try:
+                r = hubd(*args, cwd=d)
+            except subprocess.TimeoutExpired:
+                check(False, f"create_system_users = True ({how}): hubd started and kept running")
+                continue
+            check(r.returncode != 0 and "create_system_users = True is refused" in r.stderr
+                  and "cannot and must not create Unix accounts" in r.stderr and "adduser" in r.stderr
+                  and "group the sudoers rule names" in r.stderr,
+                  f"create_system_users = True ({how}): start-up stops with the cause and the fix "
+                  f"(exit {r.returncode}, {r.stderr.strip()[-160:]!r})")
+            left = sorted(set(os.listdir(d)) - {"jupyterhub_config.py"})
+            check(not left, f"...and nothing was written first ({left})")
+
+
 def test_sudoers_command():
     import shutil
     for args in (["--users", "zoe,wash"], ["--group", "jupyterhub"]):
@@ -151,4 +179,4 @@ if __name__ == "__main__":
     hubtest.require_hubd()
     hubtest.main([test_version_and_help, test_seed_snippets_load, test_import_refused, test_typo_warns,
                   test_guide_start_command_and_overrides, test_database_is_authoritative,
-                  test_sudoers_command])
+                  test_sudoers_command, test_create_system_users_refused])

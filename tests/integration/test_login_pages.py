@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: BSD-3-Clause
-"""The hub's pages: login, next handling, home, logout, redirects, headers.
+"""The hub's pages: login, next handling, home, logout, redirects, headers,
+and the home page's notice while JupyterHub.admin_access is on.
 
 DummyAuthenticator with a password; root not needed. `next` must be honoured
 only when it is a local path on this hub (CVE-2019-10255-style open redirects
@@ -60,6 +61,8 @@ def test_login_logout(hub):
           f"login cookie attributes: {cookie}")
     status, headers, body = c.get("/hub/home")
     check(status == 200 and b"ann" in body and b"not running" in body, "home shows the user and the server state")
+    check(b"admin-access-notice" not in body and b"Administrators of this hub" not in body,
+          "admin_access off: home shows no admin-access notice")
     status, headers, _ = c.get("/hub/login")
     check(status == 302, "a logged-in user visiting /hub/login is sent on")
     status, headers, _ = c.get("/hub/logout")
@@ -73,6 +76,16 @@ def test_login_logout(hub):
     check(status == 200 and b"Invalid username or password" in body, "a blocked user gets the same neutral error")
     c, status, _, body = login(hub, name="bad/name")
     check(status == 200 and b"Invalid username or password" in body, "an invalid name gets the same neutral error")
+
+
+def test_admin_access_notice():
+    """The seeds: "as a courtesy, you should make sure your users know if admin_access is enabled"."""
+    with hubtest.Hub(config=CONFIG + "c.JupyterHub.admin_access = True\n") as h:
+        c, status, _, _ = login(h)
+        status, _, body = c.get("/hub/home")
+        check(status == 200 and b'id="admin-access-notice"' in body and
+              b"Administrators of this hub can open your server" in body and b"runs as you" in body,
+              "admin_access on: home tells the user that admins can open their server")
 
 
 def test_next_is_local_only(hub):
@@ -112,4 +125,5 @@ if __name__ == "__main__":
     hubtest.require_hubd()
     with hubtest.Hub(config=CONFIG) as h:
         hubtest.main([(f.__name__, lambda f=f: f(h)) for f in
-                      (test_redirects_and_headers, test_login_logout, test_next_is_local_only, test_user_paths)])
+                      (test_redirects_and_headers, test_login_logout, test_next_is_local_only, test_user_paths)]
+                     + [test_admin_access_notice])

@@ -146,7 +146,7 @@ TEST_CASE("Dummy authenticator with a password") {
 TEST_CASE("makeAuthenticator dispatch") {
     hub::Settings s;
     CHECK(hub::makeAuthenticator(s)->className() == "jupyterhub.auth.PAMAuthenticator");
-    s.authenticatorClass = "ldap";
+    s.authenticatorClass = "kerberos";
     CHECK_THROWS_AS(hub::makeAuthenticator(s), std::invalid_argument);
 }
 
@@ -167,4 +167,14 @@ TEST_CASE("unixGroupsOf") {
     CHECK(hub::unixGroupsOf("").empty());
     auto root = hub::unixGroupsOf("root");
     CHECK(std::find(root.begin(), root.end(), "root") != root.end());
+}
+
+TEST_CASE("GenericOAuthenticator takes no passwords: users sign in at the provider") {
+    hub::Settings s;
+    s.authenticatorClass = "generic-oauth";
+    auto auth = hub::makeAuthenticator(s);
+    CHECK(auth->className() == "oauthenticator.generic.GenericOAuthenticator");
+    auto r = auth->authenticate("alice", "anything");
+    CHECK_FALSE(r.ok);
+    CHECK(r.failureReason.find("OAuth provider") != std::string::npos);
 }

@@ -415,7 +415,7 @@ TEST_CASE("authenticator_class and spawner_class values") {
     auto r = auth("oauthenticator.GitHubOAuthenticator");
     CHECK_FALSE(r.ok());
     CHECK(hasError(
-        r, "JupyterHub.authenticator_class must be 'pam' (jupyterhub.auth.PAMAuthenticator) or 'dummy'"));
+        r, "JupyterHub.authenticator_class must be 'pam' (jupyterhub.auth.PAMAuthenticator), 'dummy'"));
     CHECK(hasError(r, "got 'oauthenticator.GitHubOAuthenticator'"));
 
     auto spawner = [](const char* value) {
@@ -1030,4 +1030,52 @@ TEST_CASE("internal_ssl: the hub API becomes https; what cannot work is refused"
     loadError("c.Spawner.ssl_alt_names = ['IP:10.0.0.300']\n", "is not an IP address");
     loadError("c.Spawner.ssl_alt_names = ['DNS:a,IP:1.2.3.4']\n", "is not a DNS name");
     loadError("c.JupyterHub.internal_certs_location = ''\n", "must name a directory");
+}
+
+TEST_CASE("GenericOAuthenticator: OAuthenticator's names, required settings, secrets kept out of argv") {
+    const std::string base =
+        "c.JupyterHub.authenticator_class = 'oauthenticator.generic.GenericOAuthenticator'\n"
+        "c.OAuthenticator.client_id = 'hub'\n"
+        "c.OAuthenticator.client_secret = 'sec'\n"
+        "c.OAuthenticator.oauth_callback_url = 'https://hub.example/hub/oauth_callback'\n";
+    auto r = load(base +
+                  "c.GenericOAuthenticator.oidc_issuer = 'https://idp.example'\n"
+                  "c.GenericOAuthenticator.username_key = 'email'\n"
+                  "c.GenericOAuthenticator.allowed_groups = {'staff'}\n"
+                  "c.GenericOAuthenticator.admin_groups = ['ops']\n"
+                  "c.OAuthenticator.scope = ['profile']\n"
+                  "c.OAuthenticator.login_service = 'Example SSO'\n"
+                  "c.OAuthenticator.basic_auth = False\n");
+    REQUIRE(r.ok());
+    const auto& o = r.settings.oauth;
+    CHECK(r.settings.authenticatorClass == "generic-oauth");
+    CHECK(o.clientId == "hub");
+    CHECK(o.clientSecret == "sec");
+    CHECK(o.issuer == "https://idp.example");
+    CHECK(o.usernameClaim == "email");  // OAuthenticator before 16 called it username_key
+    CHECK(o.scope == std::vector<std::string>{"openid", "profile"});
+    CHECK(o.loginService == "Example SSO");
+    CHECK_FALSE(o.basicAuth);
+    CHECK(r.settings.allowedGroups == std::vector<std::string>{"staff"});
+    CHECK(r.settings.adminGroups == std::vector<std::string>{"ops"});
+
+    // Without an issuer the endpoints must be given.
+    auto missing = load(base);
+    CHECK_FALSE(missing.ok());
+    CHECK(hasError(missing, "GenericOAuthenticator needs the provider's authorization endpoint"));
+    auto noClient = load(
+        "c.JupyterHub.authenticator_class = 'generic-oauth'\n"
+        "c.GenericOAuthenticator.oidc_issuer = 'https://idp.example'\n");
+    CHECK(hasError(noClient, "GenericOAuthenticator needs the client id"));
+    // Plain http only to loopback; the secret never on the command line.
+    auto http = load(base + "c.GenericOAuthenticator.oidc_issuer = 'http://idp.example'\n");
+    CHECK(hasError(http, "GenericOAuthenticator.oidc_issuer must be an https:// URL"));
+    CHECK(load(base + "c.GenericOAuthenticator.oidc_issuer = 'http://127.0.0.1:9000'\n").ok());
+    auto argv = load(base + "c.GenericOAuthenticator.oidc_issuer = 'https://idp.example'\n",
+                     {"--OAuthenticator.client_secret=leak"});
+    CHECK(hasError(argv, "OAuthenticator.client_secret is refused on the command line"));
+    // OAuth traits do not touch PAM, and PAM's groups do not reach OAuth.
+    auto pam = load("c.OAuthenticator.client_id = 'x'\n");
+    CHECK(pam.ok());
+    CHECK(hasWarning(pam, "OAuthenticator.client_id has no effect: the active class is PAMAuthenticator"));
 }

@@ -170,3 +170,39 @@ TEST_CASE("planChild: environment from nothing, argv from the policy") {
         CHECK(why.find(std::string("variable ") + bad + " is not in allow_env") == 0);
     }
 }
+
+TEST_CASE("argv expansion: %p and %% only; any other % stays as written") {
+    auto r = parsePolicy("profile default /bin/x %p %% %x 100% %%p %\n", "p.conf");
+    REQUIRE(r.error.empty());
+    ChildPlan plan;
+    std::string why;
+    REQUIRE(planChild(r.policy, alice(), hubproto::Spawn{"default", 9, "", {}}, plan, why));
+    CHECK(plan.argv == std::vector<std::string>{"/bin/x", "9", "%", "%x", "100%", "%p", "%"});
+}
+
+TEST_CASE("memory_max: a total for all of the server's processes, shown to it as MEM_LIMIT") {
+    auto r = parsePolicy(
+        "profile default /bin/x\nallow_env MEM_LIMIT CPU_LIMIT\nmemory_max 512M\nlimit data 1G\n", "p.conf");
+    REQUIRE(r.error.empty());
+    CHECK(r.policy.memoryMax == 512ULL << 20);
+    REQUIRE(r.policy.limits.size() == 1);
+    CHECK(r.policy.limits[0].resource == RLIMIT_DATA);
+    CHECK(r.policy.limits[0].value == 1ULL << 30);
+    ChildPlan plan;
+    std::string why;
+    // The hub may not raise (or lower) the limit the server is told about.
+    hubproto::Spawn req{"default", 9, "", {{"MEM_LIMIT", "99999999999"}, {"CPU_LIMIT", "2"}}};
+    REQUIRE(planChild(r.policy, alice(), req, plan, why));
+    CHECK(std::count(plan.env.begin(), plan.env.end(), "MEM_LIMIT=536870912") == 1);
+    CHECK(
+        std::none_of(plan.env.begin(), plan.env.end(), [](auto& e) { return e == "MEM_LIMIT=99999999999"; }));
+    CHECK(std::count(plan.env.begin(), plan.env.end(), "CPU_LIMIT=2") == 1);
+    // Without memory_max the hub's value passes as before.
+    auto r2 = parsePolicy("profile default /bin/x\nallow_env MEM_LIMIT\n", "p.conf");
+    REQUIRE(planChild(r2.policy, alice(), req = {"default", 9, "", {{"MEM_LIMIT", "7"}}}, plan, why));
+    CHECK(std::count(plan.env.begin(), plan.env.end(), "MEM_LIMIT=7") == 1);
+
+    CHECK(errorOf("profile a /x\nmemory_max 1M\n").find("at least 16M") != std::string::npos);
+    CHECK(errorOf("profile a /x\nmemory_max lots\n").find("memory_max") != std::string::npos);
+    CHECK(errorOf("profile a /x\nmemory_max 1G\nmemory_max 2G\n").find("given twice") != std::string::npos);
+}

@@ -78,6 +78,7 @@ public:
 
 std::unique_ptr<Authenticator> makeDummyAuthenticator(const Settings& settings);
 std::unique_ptr<Authenticator> makePamAuthenticator(const Settings& settings);
+std::unique_ptr<Authenticator> makeLdapAuthenticator(const Settings& settings);  // ldap_authenticator.cpp
 std::unique_ptr<Authenticator> makeAuthenticator(const Settings& settings);
 
 // The allow policy, applied after a successful authentication:

@@ -76,6 +76,45 @@ struct IdleCullerSettings {
     std::string translatedFrom;
 };
 
+// OAuthenticator's GenericOAuthenticator (hubd/app/oidc.h), with
+// OAuthenticator 16's trait names. allowed_groups / admin_groups of the
+// OAuth classes go to Settings::allowedGroups / adminGroups.
+struct OAuthSettings {
+    std::string clientId;      // OAuthenticator.client_id (or $OAUTH_CLIENT_ID)
+    std::string clientSecret;  // OAuthenticator.client_secret (or $OAUTH_CLIENT_SECRET); never logged
+    std::string callbackUrl;   // OAuthenticator.oauth_callback_url (or $OAUTH_CALLBACK_URL)
+    std::string authorizeUrl, tokenUrl, userdataUrl;  // "" = from discovery
+    std::string issuer;  // hubd: GenericOAuthenticator.oidc_issuer (discovery, ID-token check)
+    std::vector<std::string> scope;
+    std::string usernameClaim = "username";  // username_claim (OAuthenticator 16's username_key)
+    std::string claimGroupsKey = "groups";
+    std::string loginService = "OAuth 2.0";
+    bool basicAuth = true;  // client_secret_basic; False: client_secret_post
+    std::string caFile;     // hubd: OAuthenticator.ca_file, PEM CAs trusted for the provider
+    int64_t minUid = 1000;  // hubd: OAuthenticator.min_uid, lower uids are system accounts
+};
+
+// ldapauthenticator's LDAPAuthenticator (src/ldap_authenticator.cpp), with
+// its trait names. tls_strategy and the escaping follow ldapauthenticator 2.0
+// (StartTLS by default, the username always escaped); use_lookup_dn_username
+// and allowed_groups (checked while authenticating) follow 1.3, the release
+// JupyterHub 3.0 configurations were written for.
+struct LdapSettings {
+    std::string serverAddress;                // server_address: host name or IP address
+    int serverPort = 0;                       // server_port; 0 = 636 with on_connect, else 389
+    std::string tlsStrategy = "before_bind";  // "before_bind" (StartTLS), "on_connect" (ldaps), "insecure"
+    std::string caCertsFile;                  // tls_kwargs['ca_certs_file']; "" = the system CA store
+    std::vector<std::string> bindDnTemplate;  // {username} is replaced by the DN-escaped name
+    bool lookupDn = false;
+    std::string lookupDnSearchFilter = "({login_attr}={login})";
+    std::string lookupDnSearchUser, lookupDnSearchPassword;  // "" = anonymous search
+    std::string userSearchBase, userAttribute, lookupDnUserDnAttribute;
+    std::vector<std::string> allowedGroups;  // group DNs (member, uniqueMember or memberUid)
+    std::string validUsernameRegex = "^[a-z][.a-z0-9_-]*$";
+    bool useLookupDnUsername = true;
+    int timeout = 5;  // hubd: seconds for the connection and for each LDAP operation
+};
+
 // Typed settings. Defaults follow JupyterHub 3.0 unless noted.
 struct Settings {
     // JupyterHub
@@ -89,7 +128,7 @@ struct Settings {
     std::string cookieSecretFile = "jupyterhub_cookie_secret";
     std::optional<std::string> cookieSecret;  // raw bytes, from JupyterHub.cookie_secret
     double cookieMaxAgeDays = 14;
-    std::string authenticatorClass = "pam";  // canonical: "pam" or "dummy"
+    std::string authenticatorClass = "pam";  // canonical: "pam", "dummy", "generic-oauth", "ldap"
     std::string spawnerClass = "simple";     // canonical: "simple" or "sudo"
     bool adminAccess = false;
     std::string auditLog = "syslog";  // hubd: JupyterHub.audit_log (hubcore/audit.h)
@@ -151,6 +190,8 @@ struct Settings {
     std::vector<std::string> sslAltNames;        // Spawner.ssl_alt_names: "DNS:x" / "IP:y"
 
     IdleCullerSettings idleCuller;  // hubd: IdleCuller.*
+    OAuthSettings oauth;            // OAuthenticator / GenericOAuthenticator (hubd/app/oidc.h)
+    LdapSettings ldap;              // LDAPAuthenticator (src/ldap_authenticator.cpp)
 };
 
 // The catalogue of traits, for --help-all, warnings and docs/config.md.
