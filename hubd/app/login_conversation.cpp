@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: BSD-3-Clause
-// Sign-ins in progress (login_conversation.h): one thread per sign-in,
-// talking to the loop thread through a mutex, a condition variable and
-// EventLoop::post.
+// Sign-ins in progress (login_conversation.h): each runs on a thread of its
+// own while it lasts, talking to the loop thread through a mutex, a
+// condition variable and EventLoop::post.
 #include "app/login_conversation.h"
 
 #include <condition_variable>
+#include <deque>
 #include <exception>
 #include <mutex>
 #include <optional>
@@ -50,7 +51,6 @@ struct Conversation {
     LoginConversations::StepCallback callback;
     std::string stepDigest;  // of the id the browser must send back; empty unless waiting
     hubd::http::EventLoop::TimerId timer = 0;
-    std::thread thread;
 
     void abort() {
         {
@@ -125,8 +125,6 @@ struct LoginConversations::Impl : std::enable_shared_from_this<LoginConversation
         auto c = find(serial);
         if (!c) return;
         all.erase(serial);
-        // The thread posted this as its last act: joining takes microseconds.
-        if (c->thread.joinable()) c->thread.join();
         stopWaiting(*c);
         if (auto it = perSource.find(c->sourceKey); it != perSource.end() && --it->second == 0)
             perSource.erase(it);
@@ -179,17 +177,74 @@ private:
 
 }  // namespace
 
+// The sign-ins' threads, kept for the next sign-in. Not a fixed pool: a PAM
+// conversation may wait minutes for its user, so there are as many threads
+// as sign-ins in flight at the busiest moment (at most Limits::maxInFlight),
+// but an idle one takes the next sign-in instead of a new thread's stack
+// being mapped and torn down on every login (that cost 90 % of a
+// DummyAuthenticator login).
+class LoginConversations::Threads {
+public:
+    ~Threads() {
+        {
+            std::lock_guard lock(mutex_);
+            stopping_ = true;
+        }
+        wake_.notify_all();
+        for (auto& t : threads_) t.join();
+    }
+    // Throws std::system_error when no thread can be started.
+    void run(std::function<void()> job) {
+        std::unique_lock lock(mutex_);
+        jobs_.push_back(std::move(job));
+        if (idle_ >= jobs_.size()) {
+            lock.unlock();
+            wake_.notify_one();
+            return;
+        }
+        try {
+            threads_.emplace_back([this] { work(); });
+        } catch (...) {
+            jobs_.pop_back();
+            throw;
+        }
+    }
+
+private:
+    void work() {
+        std::unique_lock lock(mutex_);
+        for (;;) {
+            ++idle_;
+            wake_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+            --idle_;
+            if (jobs_.empty()) return;  // stopping, and nothing left to finish
+            auto job = std::move(jobs_.front());
+            jobs_.pop_front();
+            lock.unlock();
+            job();  // catches everything itself
+            lock.lock();
+        }
+    }
+
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    std::deque<std::function<void()>> jobs_;
+    std::vector<std::thread> threads_;
+    size_t idle_ = 0;
+    bool stopping_ = false;
+};
+
 LoginConversations::LoginConversations(hubd::http::EventLoop& loop, hub::Authenticator& authenticator,
                                        Limits limits, AbandonedCallback abandoned)
-    : impl_(std::make_shared<Impl>(loop, authenticator, limits, std::move(abandoned))) {}
+    : impl_(std::make_shared<Impl>(loop, authenticator, limits, std::move(abandoned))),
+      threads_(std::make_unique<Threads>()) {}
 
 LoginConversations::~LoginConversations() {
     for (auto& [serial, c] : impl_->all) {
         impl_->stopWaiting(*c);
         c->abort();
     }
-    for (auto& [serial, c] : impl_->all)
-        if (c->thread.joinable()) c->thread.join();
+    threads_.reset();  // every sign-in returns once aborted
 }
 
 LoginConversations::Start LoginConversations::start(const std::string& username, std::string password,
@@ -211,27 +266,26 @@ LoginConversations::Start LoginConversations::start(const std::string& username,
     const std::chrono::milliseconds patience = impl.limits.idleTimeout + std::chrono::seconds(30);
     std::weak_ptr<Impl> weak = impl_;
     try {
-        c->thread =
-            std::thread([c, weak, &impl, username, password = std::move(password), patience]() mutable {
-                auto post = [&loop = impl.loop, weak,
-                             serial = c->serial](std::vector<hub::LoginMessage> messages) {
-                    loop.post([weak, serial, messages = std::move(messages)] {
-                        if (auto self = weak.lock()) self->questions(serial, messages);
-                    });
-                };
-                ThreadDialog dialog(c, post, patience);
-                hub::AuthResult result;
-                try {
-                    result = impl.auth.authenticateInteractive(username, password, dialog);
-                } catch (const std::exception& e) {
-                    result = hub::AuthResult{};
-                    result.failureReason = std::string("the authenticator failed: ") + e.what();
-                }
-                wipe(password);
-                impl.loop.post([weak, serial = c->serial, result = std::move(result)]() mutable {
-                    if (auto self = weak.lock()) self->finished(serial, std::move(result));
+        threads_->run([c, weak, &impl, username, password = std::move(password), patience]() mutable {
+            auto post = [&loop = impl.loop, weak,
+                         serial = c->serial](std::vector<hub::LoginMessage> messages) {
+                loop.post([weak, serial, messages = std::move(messages)] {
+                    if (auto self = weak.lock()) self->questions(serial, messages);
                 });
+            };
+            ThreadDialog dialog(c, post, patience);
+            hub::AuthResult result;
+            try {
+                result = impl.auth.authenticateInteractive(username, password, dialog);
+            } catch (const std::exception& e) {
+                result = hub::AuthResult{};
+                result.failureReason = std::string("the authenticator failed: ") + e.what();
+            }
+            wipe(password);
+            impl.loop.post([weak, serial = c->serial, result = std::move(result)]() mutable {
+                if (auto self = weak.lock()) self->finished(serial, std::move(result));
             });
+        });
     } catch (const std::system_error& e) {
         hub::logError("Cannot start a thread for a sign-in: {}", e.what());
         return Start::Full;

@@ -79,7 +79,9 @@ public:
 
 private:
     struct Impl;
+    class Threads;
     std::shared_ptr<Impl> impl_;
+    std::unique_ptr<Threads> threads_;  // after impl_: joined before it goes
 };
 
 }  // namespace hubd
