@@ -53,7 +53,7 @@ std::string quoted(const std::string& server) {
 }
 
 std::string mib(uint64_t bytes) {
-    return std::to_string(bytes >> 20) + " MiB";
+    return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB";  // rounded up: "held 301 MiB, over 300"
 }
 
 // Children of every thread of `pid` (Linux's CONFIG_PROC_CHILDREN, on in Debian).
