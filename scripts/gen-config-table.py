@@ -30,7 +30,8 @@ DIFFERENT = {
     "JupyterHub.spawner_class":
         "`sudospawner.SudoSpawner` (`sudo`) or `simple` only; `LocalProcessSpawner` needs root and is refused",
     "JupyterHub.authenticator_class":
-        "`pam` or `dummy` only: other authenticators are Python classes, which hubd does not load",
+        "`pam`, `dummy`, `generic-oauth`, `google`, `azuread`, `github`, `gitlab` or `ldap` only (built in): other "
+        "authenticators are Python classes, which hubd does not load",
     "JupyterHub.db_url": "SQLite only; any other database URL stops start-up",
     "JupyterHub.services":
         "externally managed services only: hubd launches no `command`; a `jupyterhub_idle_culler` command "
@@ -48,6 +49,19 @@ REFUSED = {
     "LocalAuthenticator.create_system_users":
         "`True` stops start-up: an unprivileged hub cannot create Unix accounts; create them beforehand, "
         "or add users to the group the sudoers rule names",
+    "GoogleOAuthenticator.allowed_google_groups":
+        "a non-empty value stops start-up: hubd does not check Google groups, and an unchecked allow-list "
+        "would admit everyone",
+    "GoogleOAuthenticator.admin_google_groups": "a non-empty value stops start-up: hubd does not read Google groups",
+    "GoogleOAuthenticator.google_group_whitelist":
+        "the old name of `allowed_google_groups`; a non-empty value stops start-up",
+    "GitHubOAuthenticator.populate_teams_in_auth_state": "`True` stops start-up: hubd keeps no auth_state",
+    "GitHubOAuthenticator.github_organization_whitelist":
+        "the old name of `allowed_organizations`; a non-empty value stops start-up, whichever class is active",
+    "GitLabOAuthenticator.gitlab_group_whitelist":
+        "the old name of `allowed_gitlab_groups`; a non-empty value stops start-up, whichever class is active",
+    "GitLabOAuthenticator.gitlab_project_id_whitelist":
+        "the old name of `allowed_project_ids`; a non-empty value stops start-up, whichever class is active",
 }
 
 # hubd's own traits whose help does not begin with "hubd:".

@@ -201,6 +201,8 @@ bool readProc(pid_t pid, ProcInfo& info) {
     std::string stat, status;
     if (!slurp("stat", stat) || !slurp("status", status)) return false;
     // Fields 4 (ppid), 5 (pgid) and 22 (start time) follow the last ')': the name may hold anything.
+    // Skipped fields are %*u/%*d where proc(5) lists %lu/%ld: a suppressed conversion stores nothing, so a
+    // length modifier would change nothing, and GCC's -Wformat (in -Wall) warns about one next to '*'.
     const auto paren = stat.rfind(')');
     unsigned long long start = 0;
     if (paren == std::string::npos ||

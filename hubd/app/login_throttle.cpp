@@ -45,7 +45,9 @@ std::optional<std::chrono::seconds> LoginThrottle::blocked(std::string_view sour
 
 void LoginThrottle::failed(std::string_view source, std::string_view username, Clock::time_point now) {
     record(sources_, sourceKey(source), policy_.maxSourceBlock, now);
-    record(usernames_, boundedKey(username), policy_.maxUsernameBlock, now);
+    // No name (an OAuth sign-in refused before the provider named anyone):
+    // one "" bucket would let anyone's failures block everyone's attempts.
+    if (!username.empty()) record(usernames_, boundedKey(username), policy_.maxUsernameBlock, now);
 }
 
 void LoginThrottle::succeeded(std::string_view username) {

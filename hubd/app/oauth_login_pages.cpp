@@ -13,11 +13,17 @@
 // the claimed name mapped to a local Unix account that must exist and not
 // be a system account. Every refusal is a page saying what to do and a log
 // line naming the failed check.
+// Both are limited per source (oauth_limits.h): starts by rate, provider
+// calls by count; over a limit, 429 and Retry-After.
 #include <fmt/format.h>
 #include <openssl/crypto.h>
 
 #include <algorithm>
+#include <utility>
 
+#include "app/git_membership.h"
+#include "app/login_throttle.h"
+#include "app/oauth_limits.h"
 #include "app/oidc.h"
 #include "app/pages.h"
 #include "hubcore/audit.h"
@@ -36,6 +42,7 @@ public:
     explicit OAuthLogin(const hub::OAuthSettings& settings) : client(settings) {}
     OidcClient client;
     OAuthPending pending;
+    OAuthLimits limits;  // per source: starts, and calls to the provider in flight
 };
 
 std::shared_ptr<OAuthLogin> makeOAuthLogin(const hub::Settings& settings) {
@@ -59,6 +66,23 @@ std::string bindingCookie(const Request& request) {
 
 bool sameSecret(const std::string& a, const std::string& b) {
     return a.size() == b.size() && !a.empty() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+// The admin's log line (source and limit) and the audit line of a 429.
+void logLimited(std::string_view peer, std::string_view what, const OAuthLimits::Verdict& v) {
+    hub::logWarning("OAuth {} from {} refused (429, Retry-After {} s): {}", what, peer, v.retryAfter.count(),
+                    v.why);
+    hub::audit("login.throttled", {{"user", ""},
+                                   {"source", peer},
+                                   {"via", "oauth"},
+                                   {"retry_after", std::to_string(v.retryAfter.count())}});
+}
+
+std::string limitedMessage(const OAuthLimits::Verdict& v) {
+    return fmt::format(
+        "Too many sign-ins from your network address are in progress. Wait {} seconds, then {}.",
+        v.retryAfter.count(),
+        v.refusal == OAuthLimits::Refusal::SourceRate ? "sign in again" : "reload this page");
 }
 
 bool anyGroupIn(const std::vector<std::string>& wanted, const std::vector<std::string>& groups) {
@@ -85,16 +109,27 @@ void Hub::Pages::oauthLogin(Request& request, Responder responder) {
         return responder.send(redirect(302, nextUrl(request, user)));
     std::string next = request.queryParam("next").value_or("");
     if (!isLocalPath(next)) next.clear();
+    const std::string peer = hub_.clientView(request).address;
+    // Discovery below is a call to the provider on a worker thread: limited like the code exchange.
+    OAuthLimits::Verdict verdict = oauth_->limits.admitStart(peer, std::chrono::steady_clock::now());
+    if (verdict.admitted()) verdict = oauth_->limits.acquireCall(peer);
+    if (!verdict.admitted()) {
+        logLimited(peer, "sign-in", verdict);
+        Response r = renderOAuthLogin(429, next, limitedMessage(verdict));
+        r.set("Retry-After", std::to_string(verdict.retryAfter.count()));
+        return responder.send(std::move(r));
+    }
     OAuthPending::Entry entry;
     entry.binding = bindingCookie(request);  // one per browser: parallel tabs each keep working
     if (entry.binding.empty()) entry.binding = hub::randomHex(kBindingHexBytes);
     entry.nonce = hub::randomHex(16);
     entry.verifier = hub::randomHex(32);  // 64 characters, within PKCE's 43..128
     entry.next = next;
+    entry.source = LoginThrottle::sourceKey(peer);
     const std::string binding = entry.binding, nonce = entry.nonce, verifier = entry.verifier;
     const std::string state = oauth_->pending.add(std::move(entry));
-    const std::string peer = hub_.clientView(request).address;
     if (state.empty()) {
+        oauth_->limits.releaseCall(peer);
         hub::logWarning("OAuth sign-in from {} refused: {} sign-ins are waiting for the provider", peer,
                         OAuthPending::kMaxEntries);
         Response r = renderOAuthLogin(503, next, "Too many sign-ins are in progress. Try again in a minute.");
@@ -108,9 +143,10 @@ void Hub::Pages::oauthLogin(Request& request, Responder responder) {
     hub_.workers().submit(
         [oauth]() { return oauth->client.ensureReady(); },
         [this, shared, oauth, state, nonce, verifier, binding, origin, next, peer](std::string error) {
+            oauth->limits.releaseCall(peer);
             if (!error.empty()) {
                 hub::logError("OAuth sign-in from {}: the provider is not usable: {}", peer,
-                              hub::safe(error));
+                              hub::safe(error, 400));
                 oauth->pending.take(state);
                 return shared->send(
                     renderOAuthLogin(502, next,
@@ -130,8 +166,10 @@ void Hub::Pages::oauthCallback(Request& request, Responder responder) {
     if (!oauth_) return notFound(request, std::move(responder));
     const std::string peer = hub_.clientView(request).address;
     const std::string& service = oauth_->client.settings().loginService;
+    bool holding = false;  // a provider-call slot (below)
     auto refuse = [&](int status, std::string_view reason, std::string_view message) {
-        hub::logWarning("OAuth sign-in from {} refused: {}", peer, hub::safe(reason));
+        if (std::exchange(holding, false)) oauth_->limits.releaseCall(peer);
+        hub::logWarning("OAuth sign-in from {} refused: {}", peer, hub::safe(reason, 400));
         hub_.loginFinished(false, peer, "", "oauth", reason);
         responder.send(renderHubPage(
             hub_, status, "Sign-in refused",
@@ -141,6 +179,20 @@ void Hub::Pages::oauthCallback(Request& request, Responder responder) {
                 htmlEscape(message), hub_.hubPrefix()),
             nullptr));
     };
+    // A slot for the code exchange before the state is taken: refused
+    // here, the same callback still works after Retry-After (a reload).
+    if (OAuthLimits::Verdict verdict = oauth_->limits.acquireCall(peer); !verdict.admitted()) {
+        logLimited(peer, "callback", verdict);
+        Response r = renderHubPage(
+            hub_, 429, "Too many sign-ins",
+            fmt::format(
+                "<h1>Too many sign-ins</h1>\n<p class=\"error\" role=\"alert\" id=\"oauth_error\">{}</p>",
+                htmlEscape(limitedMessage(verdict))),
+            nullptr);
+        r.set("Retry-After", std::to_string(verdict.retryAfter.count()));
+        return responder.send(std::move(r));
+    }
+    holding = true;
     const std::string state = request.queryParam("state").value_or("");
     // Taken before anything else: a state is good for one callback, whatever happens to it.
     auto entry = state.empty() ? std::nullopt : oauth_->pending.take(state);
@@ -166,15 +218,17 @@ void Hub::Pages::oauthCallback(Request& request, Responder responder) {
     reply.request.target = request.target;
     if (!entry->next.empty()) reply.request.query = "next=" + urlEncode(entry->next);
     std::shared_ptr<OAuthLogin> oauth = oauth_;
+    holding = false;  // the worker's callback gives the slot back
     hub_.workers().submit(
         [oauth, code, verifier = entry->verifier, nonce = entry->nonce]() {
             return oauth->client.finish(code, verifier, nonce);
         },
-        [this, shared, reply, peer, service](OAuthIdentity id) {
+        [this, shared, reply, peer, service, oauth](OAuthIdentity id) {
+            oauth->limits.releaseCall(peer);
             auto refuseLater = [&](int status, const std::string& who, std::string_view reason,
                                    std::string_view message) {
                 hub::logWarning("OAuth sign-in{} from {} refused: {}", who.empty() ? "" : " of " + who, peer,
-                                hub::safe(reason));
+                                hub::safe(reason, 400));
                 hub_.loginFinished(false, peer, who, "oauth", reason);
                 shared->send(renderHubPage(
                     hub_, status, "Sign-in refused",
@@ -210,6 +264,12 @@ void Hub::Pages::oauthCallback(Request& request, Responder responder) {
             // database allows nobody; the provider's groups decide every time.
             auto decision = hub::decideAccess(settings, result.username, result.groups, false,
                                               existing && existing->admin, result.admin);
+            applyProviderList(settings, result.username, result.groups, id, decision);  // GitHub, GitLab
+            if (!decision.allowed && id.providerListTrouble)
+                return refuseLater(502, result.username, decision.reason,
+                                   fmt::format("{} did not answer whether your account may use this hub. Try "
+                                               "again later; if this persists, tell the hub's administrator.",
+                                               service));
             if (!decision.allowed)
                 return refuseLater(
                     403, result.username, decision.reason,

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 
+#include "app/git_membership.h"
 #include "app/hub.h"
 #include "app/outbound_http.h"
 #include "hubcore/cookie.h"
@@ -68,6 +69,10 @@ constexpr std::string_view kProviderTrouble =
     "The answer of the identity provider did not pass the hub's checks. Sign in again; if this keeps "
     "happening, tell the hub's administrator (the hub's log names the reason).";
 
+constexpr std::string_view kOtherOrganisation =
+    "This hub admits accounts of its own organisation only, and the identity provider says yours belongs "
+    "to another. Sign in with your organisation's account.";
+
 OAuthIdentity refused(std::string reason, std::string_view message = kProviderTrouble) {
     OAuthIdentity id;
     id.reason = std::move(reason);
@@ -93,6 +98,27 @@ const Json* findClaim(const Json& claims, std::string_view path) {
     return nullptr;
 }
 
+std::string requiredClaimsProblem(const hub::OAuthSettings& s, const Json& idClaims) {
+    for (const auto& [claim, allowed] : s.requiredIdClaims) {
+        const std::string* got = stringAt(idClaims, claim);
+        if (!got)
+            return fmt::format(
+                "the ID token has no '{}' claim (an account outside the configured organisation)", claim);
+        if (std::find(allowed.begin(), allowed.end(), *got) == allowed.end())
+            return fmt::format("the ID token's '{}' claim is '{}', not a configured one", claim,
+                               got->substr(0, 100));
+    }
+    return {};
+}
+
+std::string presetUsername(const hub::OAuthSettings& s, const std::string& claimed) {
+    const std::string suffix = "@" + s.stripDomain;
+    if (s.stripDomain.empty() || claimed.size() <= suffix.size() ||
+        claimed.compare(claimed.size() - suffix.size(), suffix.size(), suffix) != 0)
+        return claimed;
+    return claimed.substr(0, claimed.size() - suffix.size());
+}
+
 OidcClient::OidcClient(hub::OAuthSettings settings) : s_(std::move(settings)) {}
 
 std::string OidcClient::ensureReady() {
@@ -109,7 +135,8 @@ std::string OidcClient::ensureReady() {
     const std::string* iss = stringAt(*doc, "issuer");
     if (!iss || *iss != s_.issuer)
         return fmt::format(
-            "the discovery document names issuer '{}', not GenericOAuthenticator.oidc_issuer '{}'",
+            "the discovery document names issuer '{}', not the configured issuer "
+            "(OAuthenticator.oidc_issuer) '{}'",
             iss ? iss->substr(0, 200) : "", s_.issuer);
     auto endpoint = [&](std::string& field, const char* key) -> bool {
         const std::string* v = stringAt(*doc, key);
@@ -202,6 +229,11 @@ OAuthIdentity OidcClient::finish(const std::string& code, const std::string& ver
                                        verified.error));
         idClaims = std::move(verified.claims);
     }
+    if (!s_.requiredIdClaims.empty()) {
+        if (!idClaims) return refused("the required ID-token claims cannot be checked without an ID token");
+        if (std::string why = requiredClaimsProblem(s_, *idClaims); !why.empty())
+            return refused(why, kOtherOrganisation);
+    }
     if (s_.userdataUrl.empty()) {
         if (!idClaims) return refused("no userdata_url and no ID token: nothing names the user");
         return fromClaims(*idClaims);
@@ -216,11 +248,17 @@ OAuthIdentity OidcClient::finish(const std::string& code, const std::string& ver
         // OpenID Connect Core 5.3.2: userinfo about someone else is not believed.
         const std::string* a = stringAt(*idClaims, "sub");
         const std::string* b = stringAt(*info, "sub");
-        if (!a || !b || *a != *b) return refused("userinfo's sub differs from the ID token's sub");
+        if (!a || !b || *a != *b)
+            return refused(
+                fmt::format("userinfo's sub '{}' differs from the ID token's sub '{}' (OpenID "
+                            "Connect Core 5.3.2: the answer is about someone else)",
+                            b ? b->substr(0, 100) : "", a ? a->substr(0, 100) : ""));
         for (const auto& [key, value] : idClaims->members())
             if (!info->find(key)) info->set(key, value);
     }
-    return fromClaims(*info);
+    OAuthIdentity id = fromClaims(*info);
+    checkGitAllowLists(s_, *info, *accessToken, id);  // GitHub's and GitLab's allow-lists
+    return id;
 }
 
 OAuthIdentity OidcClient::fromClaims(const Json& claims) const {
@@ -233,7 +271,7 @@ OAuthIdentity OidcClient::fromClaims(const Json& claims) const {
             "(OAuthenticator.username_claim).");
     OAuthIdentity id;
     id.ok = true;
-    id.name = name->asString();
+    id.name = presetUsername(s_, name->asString());
     if (const Json* groups = findClaim(claims, s_.claimGroupsKey)) {
         if (groups->isArray()) {
             for (const Json& g : groups->items())
@@ -247,9 +285,18 @@ OAuthIdentity OidcClient::fromClaims(const Json& claims) const {
 
 std::string OAuthPending::add(Entry entry) {
     purge();
-    if (entries_.size() >= kMaxEntries) return {};
+    std::deque<std::string>& mine = bySource_[entry.source];
+    while (mine.size() >= kMaxPerSource) {
+        entries_.erase(mine.front());
+        mine.pop_front();
+    }
+    if (entries_.size() >= kMaxEntries) {
+        if (mine.empty()) bySource_.erase(entry.source);
+        return {};
+    }
     std::string state = hub::randomHex(24);
     entry.expires = std::chrono::steady_clock::now() + kLifetime;
+    mine.push_back(state);
     entries_.emplace(state, std::move(entry));
     return state;
 }
@@ -259,13 +306,27 @@ std::optional<OAuthPending::Entry> OAuthPending::take(const std::string& state) 
     if (it == entries_.end()) return std::nullopt;
     Entry entry = std::move(it->second);
     entries_.erase(it);
+    forget(entry.source, state);
     if (entry.expires < std::chrono::steady_clock::now()) return std::nullopt;
     return entry;
+}
+
+void OAuthPending::forget(const std::string& source, const std::string& state) {
+    auto it = bySource_.find(source);
+    if (it == bySource_.end()) return;
+    std::erase(it->second, state);
+    if (it->second.empty()) bySource_.erase(it);
 }
 
 void OAuthPending::purge() {
     const auto now = std::chrono::steady_clock::now();
     std::erase_if(entries_, [&](const auto& kv) { return kv.second.expires < now; });
+    // All states live equally long, so the expired ones lead each list.
+    for (auto it = bySource_.begin(); it != bySource_.end();) {
+        auto& states = it->second;
+        while (!states.empty() && !entries_.contains(states.front())) states.pop_front();
+        it = states.empty() ? bySource_.erase(it) : std::next(it);
+    }
 }
 
 std::string localAccountProblem(const std::string& user, int64_t minUid) {

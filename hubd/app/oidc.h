@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -34,7 +35,21 @@ struct OAuthIdentity {
     std::string message;  // for the page: a sentence, no secrets
     std::string name;     // the username claim, raw (untrusted)
     std::vector<std::string> groups;
+    // GitHub's and GitLab's allow-lists (git_membership.h): when one is
+    // configured, it admits like allowed_users; trouble = some answer was
+    // neither yes nor no (the provider failed), so nobody was admitted by it.
+    bool providerListConfigured = false;
+    bool providerListAllowed = false;
+    bool providerListTrouble = false;
+    std::string providerListReason;  // for the log
 };
+
+// "" when the verified ID token carries every OAuthSettings::requiredIdClaims
+// claim with an allowed value (Google's hd, Azure AD's tid), else why not.
+std::string requiredClaimsProblem(const hub::OAuthSettings& s, const Json& idClaims);
+// The username for a claimed name: "user@dom" -> "user" when dom is
+// OAuthSettings::stripDomain (GoogleOAuthenticator with one hosted_domain).
+std::string presetUsername(const hub::OAuthSettings& s, const std::string& claimed);
 
 class OidcClient {
 public:
@@ -74,9 +89,13 @@ public:
         std::string nonce;
         std::string verifier;  // PKCE
         std::string next;      // validated local path, or ""
+        std::string source;    // who started it: LoginThrottle::sourceKey of the client's address
         std::chrono::steady_clock::time_point expires;
     };
     static constexpr size_t kMaxEntries = 10000;
+    // Per source: its oldest state makes room for its next one, so one
+    // address cannot fill the table and refuse everybody else.
+    static constexpr size_t kMaxPerSource = 64;
     static constexpr std::chrono::minutes kLifetime{10};
 
     // The new state, or "" when too many sign-ins are pending.
@@ -86,7 +105,9 @@ public:
 
 private:
     void purge();
+    void forget(const std::string& source, const std::string& state);
     std::unordered_map<std::string, Entry> entries_;
+    std::unordered_map<std::string, std::deque<std::string>> bySource_;  // states, oldest first
 };
 
 // "" when `user` may be signed in through OAuth: a Unix account exists with

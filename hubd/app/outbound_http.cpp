@@ -127,6 +127,15 @@ std::string sslError(const char* what) {
     return fmt::format("{}{}{}", what, e ? ": " : "", buf);
 }
 
+// What the administrator can do about a refused certificate. A wrong name
+// is never fixed by trusting more CAs, so that case says so.
+std::string certificateFix(long verify, const std::string& caFile) {
+    if (verify == X509_V_ERR_HOSTNAME_MISMATCH || verify == X509_V_ERR_IP_ADDRESS_MISMATCH)
+        return "issued for another name: use a provider URL with a name the certificate carries";
+    if (caFile.empty()) return "a private CA? set OAuthenticator.ca_file to its PEM file";
+    return fmt::format("OAuthenticator.ca_file '{}' does not hold the CA that issued it", caFile);
+}
+
 // One connection, plain or TLS.
 class Channel {
 public:
@@ -166,9 +175,10 @@ public:
         if (!ip) SSL_set_tlsext_host_name(ssl_, u.host.c_str());
         if (SSL_connect(ssl_) != 1) {
             long verify = SSL_get_verify_result(ssl_);
-            why = verify != X509_V_OK ? fmt::format("the certificate of {} is not trusted: {}", u.host,
-                                                    X509_verify_cert_error_string(verify))
-                                      : sslError(fmt::format("TLS handshake with {} failed", u.host).c_str());
+            why = verify != X509_V_OK
+                      ? fmt::format("the certificate of {} is not trusted: {} ({})", u.host,
+                                    X509_verify_cert_error_string(verify), certificateFix(verify, caFile))
+                      : sslError(fmt::format("TLS handshake with {} failed", u.host).c_str());
             return false;
         }
         return true;

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -625,6 +626,91 @@ void providerUrl(const Apply& x, const PyValue& v, std::string OAuthSettings::*f
     x.st.s.oauth.*field = v.str;
 }
 
+void unimplementedAllowList(const Apply& x, const PyValue& v) {
+    // Empty is no allow-list; preset "" is the inactive-class dry run.
+    if ((v.items.empty() && v.dict.empty()) || x.st.s.oauth.preset.empty()) return;
+    x.error(
+        fmt::format("{} is not implemented by hubd, and an allow-list that is not checked would let "
+                    "in every account of the provider: remove it, or restrict sign-in with "
+                    "Authenticator.allowed_users",
+                    x.name));
+}
+
+// GitHubOAuthenticator.github_url / GitLabOAuthenticator.gitlab_url: the
+// server's base URL, https (http only to loopback), no trailing slash.
+void gitServerUrl(const Apply& x, const PyValue& v, std::string OAuthSettings::*field) {
+    std::string url = v.str;
+    while (!url.empty() && url.back() == '/') url.pop_back();
+    if (url.empty() || !providerUrlOk(url) || url.find_first_of("?#") != std::string::npos)
+        return x.error(
+            fmt::format("{} must be the server's https:// URL without a query, e.g. "
+                        "'https://git.example.org' (http:// only to 127.0.0.1 or localhost), got {}",
+                        x.name, shortRepr(v)));
+    x.st.s.oauth.*field = url;
+}
+
+// "org" or "org:team", the names as they appear in GitHub's URLs.
+void githubOrganizations(const Apply& x, const PyValue& v) {
+    auto items = x.strings(v, x.name, true);
+    if (!items) return;
+    for (const auto& entry : *items) {
+        const auto colon = entry.find(':');
+        const bool ok = !entry.empty() && entry.find('/') == std::string::npos &&
+                        (colon == std::string::npos || (colon > 0 && colon + 1 < entry.size() &&
+                                                        entry.find(':', colon + 1) == std::string::npos));
+        if (!ok)
+            return x.error(
+                fmt::format("{}: '{}' must be an organization ('my-org') or an organization's team "
+                            "('my-org:my-team'), as in the GitHub URL of the team",
+                            x.name, entry.substr(0, 100)));
+    }
+    x.st.s.oauth.allowedOrganizations = std::move(*items);
+}
+
+// GitLab group paths: "group" or "group/subgroup", never empty.
+void gitlabGroups(const Apply& x, const PyValue& v) {
+    auto items = x.strings(v, x.name, true);
+    if (!items) return;
+    for (const auto& g : *items)
+        if (g.empty() || g.front() == '/' || g.back() == '/')
+            return x.error(
+                fmt::format("{}: '{}' must be a group's full path, e.g. 'my-group' or "
+                            "'my-group/sub-group'",
+                            x.name, g.substr(0, 100)));
+    x.st.s.oauth.allowedGitlabGroups = std::move(*items);
+}
+
+// GitLab project ids: numbers (as OAuthenticator puts them in the API path).
+void gitlabProjectIds(const Apply& x, const PyValue& v) {
+    std::vector<int64_t> ids;
+    for (const auto& item : v.items) {
+        int64_t id = item.integer;
+        const bool digits = item.kind == VK::Str && !item.str.empty() && item.str.size() < 19 &&
+                            std::all_of(item.str.begin(), item.str.end(),
+                                        [](unsigned char c) { return std::isdigit(c) != 0; });
+        if (digits) id = std::stoll(item.str);
+        if ((item.kind != VK::Int && !digits) || id <= 0)
+            return x.error(
+                fmt::format("{}: every entry must be a project's numeric id (GitLab: the project's "
+                            "page > Settings > General), got {}",
+                            x.name, shortRepr(item)));
+        if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+    }
+    x.st.s.oauth.allowedProjectIds = std::move(ids);
+}
+
+// Allow-lists OAuthenticator renamed in 0.12 (github_organization_whitelist,
+// gitlab_group_whitelist, ...): refused even where OAuthenticator 16 still
+// maps them, so an old configuration never starts with its list unread
+// (GHSA-384w-5v3f-q499 was an allow-list silently ignored).
+void renamedAllowList(const Apply& x, const PyValue& v, std::string_view now) {
+    if (v.items.empty() && v.dict.empty()) return;
+    x.error(
+        fmt::format("{} is the name OAuthenticator used before 0.12; hubd does not read it, and an "
+                    "allow-list that is not read would let in every account: rename it to {}",
+                    x.name, now));
+}
+
 // ldapauthenticator's optional strings (allow_none): None means unset.
 std::optional<std::string> ldapOptional(const Apply& x, const PyValue& v) {
     if (v.kind == VK::None) return std::string();
@@ -674,11 +760,35 @@ void ldapTlsStrategy(const Apply& x, const PyValue& v) {
     x.st.s.ldap.tlsStrategy = v.str;
 }
 
-// ldap3's Tls() keyword arguments: hubd understands the CA file; the rest
-// would weaken or fine-tune verification and is not taken silently.
+// LDAPAuthenticator.search_filter: {username} and {userattr} are checked
+// now; that {userattr} has a user_attribute is checked in checkLdap.
+void ldapUserFilter(const Apply& x, const PyValue& v) {
+    std::string why;
+    if (!ldap::userFilter(v.str, "uid", "user", why))
+        return x.error(fmt::format("{} {}: {}", x.name, shortRepr(v), why));
+    x.st.s.ldap.searchFilter = v.str;
+}
+
+// LDAPAuthenticator.group_search_filter: {userdn} and {uid}.
+void ldapGroupFilter(const Apply& x, const PyValue& v) {
+    std::string why;
+    if (!ldap::groupFilter(v.str, "uid=user,dc=x", "user", why))
+        return x.error(fmt::format("{} {}: {}", x.name, shortRepr(v), why));
+    x.st.s.ldap.groupSearchFilter = v.str;
+}
+
+// ldap3's Tls() keyword arguments: hubd understands the CA file. The other
+// keys (validate, version, ciphers, client certificates, ...) would weaken
+// or change verification, so they are refused rather than ignored.
 void ldapTlsKwargs(const Apply& x, const PyValue& v) {
     DictReader r{x, x.name};
-    r.unknownKeys(v, {"ca_certs_file"});
+    for (const auto& [k, val] : v.dict)
+        if (k.kind != VK::Str || k.str != "ca_certs_file")
+            return x.error(fmt::format(
+                "{} key {} is not supported by hubd, which always verifies the LDAP server's certificate "
+                "(against ca_certs_file or the system CAs) and its name: remove the key, keeping only "
+                "'ca_certs_file'",
+                x.name, shortRepr(k)));
     r.str(v, "ca_certs_file", x.st.s.ldap.caCertsFile);
 }
 
@@ -858,7 +968,7 @@ const std::map<std::string_view, Handler>& handlers() {
          [](const Apply& x, const PyValue& v) { providerUrl(x, v, &OAuthSettings::tokenUrl); }},
         {"OAuthenticator.userdata_url",
          [](const Apply& x, const PyValue& v) { providerUrl(x, v, &OAuthSettings::userdataUrl); }},
-        {"GenericOAuthenticator.oidc_issuer",
+        {"OAuthenticator.oidc_issuer",
          [](const Apply& x, const PyValue& v) { providerUrl(x, v, &OAuthSettings::issuer); }},
         {"OAuthenticator.scope", STRINGS(oauth.scope, true)},
         {"OAuthenticator.username_claim", SETTER(oauth.usernameClaim, v.str)},
@@ -870,6 +980,39 @@ const std::map<std::string_view, Handler>& handlers() {
         {"OAuthenticator.basic_auth", SETTER(oauth.basicAuth, v.boolean)},
         {"OAuthenticator.ca_file", SETTER(oauth.caFile, v.str)},
         {"OAuthenticator.min_uid", SETTER(oauth.minUid, v.integer)},
+        {"GoogleOAuthenticator.hosted_domain", STRINGS(oauth.hostedDomain, true)},
+        {"AzureAdOAuthenticator.tenant_id", SETTER(oauth.tenantId, v.str)},
+        // Allow-lists hubd does not check: starting would let in everyone they
+        // were meant to keep out, so refuse (never "no effect").
+        {"GoogleOAuthenticator.allowed_google_groups", unimplementedAllowList},
+        {"GoogleOAuthenticator.admin_google_groups", unimplementedAllowList},
+        {"GoogleOAuthenticator.google_group_whitelist", unimplementedAllowList},
+        {"GitHubOAuthenticator.github_url",
+         [](const Apply& x, const PyValue& v) { gitServerUrl(x, v, &OAuthSettings::githubUrl); }},
+        {"GitHubOAuthenticator.allowed_organizations", githubOrganizations},
+        {"GitHubOAuthenticator.populate_teams_in_auth_state",
+         [](const Apply& x, const PyValue& v) {
+             if (v.boolean)
+                 x.error(fmt::format("{} = True is not supported: hubd keeps no auth_state to put the teams "
+                                     "in; remove it (allowed_organizations = {{'org:team'}} admits a team)",
+                                     x.name));
+         }},
+        {"GitHubOAuthenticator.github_organization_whitelist",
+         [](const Apply& x, const PyValue& v) {
+             renamedAllowList(x, v, "GitHubOAuthenticator.allowed_organizations");
+         }},
+        {"GitLabOAuthenticator.gitlab_url",
+         [](const Apply& x, const PyValue& v) { gitServerUrl(x, v, &OAuthSettings::gitlabUrl); }},
+        {"GitLabOAuthenticator.allowed_gitlab_groups", gitlabGroups},
+        {"GitLabOAuthenticator.allowed_project_ids", gitlabProjectIds},
+        {"GitLabOAuthenticator.gitlab_group_whitelist",
+         [](const Apply& x, const PyValue& v) {
+             renamedAllowList(x, v, "GitLabOAuthenticator.allowed_gitlab_groups");
+         }},
+        {"GitLabOAuthenticator.gitlab_project_id_whitelist",
+         [](const Apply& x, const PyValue& v) {
+             renamedAllowList(x, v, "GitLabOAuthenticator.allowed_project_ids");
+         }},
         {"LDAPAuthenticator.server_address",
          [](const Apply& x, const PyValue& v) {
              if (auto host = ipTrait(x, v)) x.st.s.ldap.serverAddress = v.str;
@@ -911,7 +1054,16 @@ const std::map<std::string_view, Handler>& handlers() {
          [](const Apply& x, const PyValue& v) {
              if (auto s = ldapOptional(x, v)) x.st.s.ldap.lookupDnUserDnAttribute = std::move(*s);
          }},
-        {"LDAPAuthenticator.allowed_groups", STRINGS(ldap.allowedGroups, true)},
+        {"LDAPAuthenticator.allowed_groups",
+         [](const Apply& x, const PyValue& v) {
+             // None and [] both mean "no group restriction" (ldapauthenticator).
+             if (v.kind == VK::None) return x.st.s.ldap.allowedGroups.clear();
+             if (auto items = x.strings(v, x.name, true)) x.st.s.ldap.allowedGroups = std::move(*items);
+         }},
+        {"LDAPAuthenticator.group_search_filter", ldapGroupFilter},
+        {"LDAPAuthenticator.group_attributes", STRINGS(ldap.groupAttributes, true)},
+        {"LDAPAuthenticator.search_filter", ldapUserFilter},
+        {"LDAPAuthenticator.attributes", STRINGS(ldap.attributes, true)},
         {"LDAPAuthenticator.valid_username_regex", ldapUsernameRegex},
         {"LDAPAuthenticator.use_lookup_dn_username", SETTER(ldap.useLookupDnUsername, v.boolean)},
         {"LDAPAuthenticator.timeout",
@@ -999,6 +1151,11 @@ std::string suggest(std::string_view cls, std::string_view trait) {
 }
 
 std::string activeAuthenticator(const Settings& s) {
+    if (s.authenticatorClass == "generic-oauth" && s.oauth.preset == "google") return "GoogleOAuthenticator";
+    if (s.authenticatorClass == "generic-oauth" && s.oauth.preset == "azuread")
+        return "AzureAdOAuthenticator";
+    if (s.authenticatorClass == "generic-oauth" && s.oauth.preset == "github") return "GitHubOAuthenticator";
+    if (s.authenticatorClass == "generic-oauth" && s.oauth.preset == "gitlab") return "GitLabOAuthenticator";
     if (s.authenticatorClass == "generic-oauth") return "GenericOAuthenticator";
     if (s.authenticatorClass == "ldap") return "LDAPAuthenticator";
     return s.authenticatorClass == "dummy" ? "DummyAuthenticator" : "PAMAuthenticator";
@@ -1085,6 +1242,23 @@ private:
                            v == "oauthenticator.generic.GenericOAuthenticator" ||
                            v == "oauthenticator.GenericOAuthenticator") {
                     st_.s.authenticatorClass = "generic-oauth";
+                    st_.s.oauth.preset.clear();  // a later assignment replaces a preset
+                } else if (v == "google" || v == "oauthenticator.google.GoogleOAuthenticator" ||
+                           v == "oauthenticator.GoogleOAuthenticator") {
+                    st_.s.authenticatorClass = "generic-oauth";
+                    st_.s.oauth.preset = "google";
+                } else if (v == "azuread" || v == "oauthenticator.azuread.AzureAdOAuthenticator" ||
+                           v == "oauthenticator.AzureAdOAuthenticator") {
+                    st_.s.authenticatorClass = "generic-oauth";
+                    st_.s.oauth.preset = "azuread";
+                } else if (v == "github" || v == "oauthenticator.github.GitHubOAuthenticator" ||
+                           v == "oauthenticator.GitHubOAuthenticator") {
+                    st_.s.authenticatorClass = "generic-oauth";
+                    st_.s.oauth.preset = "github";
+                } else if (v == "gitlab" || v == "oauthenticator.gitlab.GitLabOAuthenticator" ||
+                           v == "oauthenticator.GitLabOAuthenticator") {
+                    st_.s.authenticatorClass = "generic-oauth";
+                    st_.s.oauth.preset = "gitlab";
                 } else if (v == "ldap" || v == "ldapauthenticator.LDAPAuthenticator" ||
                            v == "ldapauthenticator.ldapauthenticator.LDAPAuthenticator") {
                     st_.s.authenticatorClass = "ldap";
@@ -1092,7 +1266,11 @@ private:
                     x.error(fmt::format(
                         "{} must be 'pam' (jupyterhub.auth.PAMAuthenticator), 'dummy' "
                         "(jupyterhub.auth.DummyAuthenticator, dummyauthenticator.DummyAuthenticator) or "
-                        "'generic-oauth' (oauthenticator.generic.GenericOAuthenticator) or 'ldap' "
+                        "'generic-oauth' (oauthenticator.generic.GenericOAuthenticator), 'google' "
+                        "(oauthenticator.google.GoogleOAuthenticator), 'azuread' "
+                        "(oauthenticator.azuread.AzureAdOAuthenticator), 'github' "
+                        "(oauthenticator.github.GitHubOAuthenticator), 'gitlab' "
+                        "(oauthenticator.gitlab.GitLabOAuthenticator) or 'ldap' "
                         "(ldapauthenticator.LDAPAuthenticator), got {}",
                         x.name, shortRepr(a.value)));
                 }
@@ -1345,6 +1523,26 @@ private:
                 "LDAPAuthenticator.lookup_dn_search_user is set without lookup_dn_search_password: a bind "
                 "with an empty password is anonymous; set the password, or unset the user for anonymous "
                 "searches");
+        // ldapauthenticator 2.0 refuses these too: an allow-list that cannot
+        // be checked must not start the hub.
+        if (!l.allowedGroups.empty() && (l.groupSearchFilter.empty() || l.groupAttributes.empty()))
+            problem("LDAPAuthenticator.allowed_groups", Severity::Error,
+                    "LDAPAuthenticator.allowed_groups needs group_search_filter and group_attributes: leave "
+                    "them at their defaults, or set both");
+        if (!l.searchFilter.empty()) {
+            std::string why;
+            if (l.userSearchBase.empty())
+                problem(
+                    "LDAPAuthenticator.search_filter", Severity::Error,
+                    "LDAPAuthenticator.search_filter searches under user_search_base, which is unset: set "
+                    "it (e.g. 'ou=people,dc=example,dc=org')");
+            else if (!ldap::userFilter(l.searchFilter, l.userAttribute, "user", why))
+                problem(
+                    "LDAPAuthenticator.search_filter", Severity::Error,
+                    fmt::format("LDAPAuthenticator.search_filter uses {{userattr}}, but user_attribute is "
+                                "unset: set it (e.g. 'uid'), or write the attribute into the filter ({})",
+                                why));
+        }
         if (l.tlsStrategy == "insecure")
             problem("LDAPAuthenticator.tls_strategy", Severity::Warning,
                     "LDAPAuthenticator.tls_strategy = 'insecure': passwords go to the LDAP server in clear "
@@ -1363,6 +1561,7 @@ private:
         fromEnv(o.clientId, "OAUTH_CLIENT_ID");
         fromEnv(o.clientSecret, "OAUTH_CLIENT_SECRET");
         fromEnv(o.callbackUrl, "OAUTH_CALLBACK_URL");
+        applyPreset(o);
         auto need = [&](const std::string& value, const char* trait, const char* what) {
             if (value.empty())
                 diags_.push_back(at(std::string("JupyterHub.authenticator_class"), Severity::Error,
@@ -1373,11 +1572,11 @@ private:
         need(o.callbackUrl, "OAuthenticator.oauth_callback_url (or $OAUTH_CALLBACK_URL)",
              "this hub's callback URL, e.g. 'https://hub.example.org/hub/oauth_callback'");
         if (o.issuer.empty()) {
-            need(o.authorizeUrl, "OAuthenticator.authorize_url, or GenericOAuthenticator.oidc_issuer",
+            need(o.authorizeUrl, "OAuthenticator.authorize_url, or OAuthenticator.oidc_issuer",
                  "the provider's authorization endpoint");
-            need(o.tokenUrl, "OAuthenticator.token_url, or GenericOAuthenticator.oidc_issuer",
+            need(o.tokenUrl, "OAuthenticator.token_url, or OAuthenticator.oidc_issuer",
                  "the provider's token endpoint");
-            need(o.userdataUrl, "OAuthenticator.userdata_url, or GenericOAuthenticator.oidc_issuer",
+            need(o.userdataUrl, "OAuthenticator.userdata_url, or OAuthenticator.oidc_issuer",
                  "where the user's name comes from");
         } else if (std::find(o.scope.begin(), o.scope.end(), "openid") == o.scope.end()) {
             o.scope.insert(o.scope.begin(), "openid");  // no ID token without it
@@ -1388,6 +1587,143 @@ private:
                    fmt::format("OAuthenticator.oauth_callback_url must end in "
                                "'{}hub/oauth_callback' (where hubd receives the provider's answer)",
                                st_.s.baseUrl)));
+    }
+
+    // GoogleOAuthenticator and AzureAdOAuthenticator are the generic client
+    // with OAuthenticator 16's endpoints and defaults, plus the claim checks
+    // that keep other organisations' accounts out (docs/config.md).
+    void applyPreset(OAuthSettings& o) {
+        if (o.preset.empty()) return;
+        const std::string cls = activeAuthenticator(st_.s);
+        auto problem = [&](const char* trait, std::string message) {
+            diags_.push_back(at(st_.where.count(trait) ? trait : "JupyterHub.authenticator_class",
+                                Severity::Error, std::move(message)));
+        };
+        const bool claimSet = st_.where.count("OAuthenticator.username_claim") ||
+                              st_.where.count("GenericOAuthenticator.username_key");
+        const bool serviceSet = st_.where.count("OAuthenticator.login_service") > 0;
+        if (!o.authorizeUrl.empty() || !o.tokenUrl.empty() || !o.userdataUrl.empty())
+            problem(!o.authorizeUrl.empty() ? "OAuthenticator.authorize_url"
+                    : !o.tokenUrl.empty()   ? "OAuthenticator.token_url"
+                                            : "OAuthenticator.userdata_url",
+                    fmt::format("{} knows its provider's endpoints: remove OAuthenticator.authorize_url, "
+                                "token_url and userdata_url, or use GenericOAuthenticator",
+                                cls));
+        if (o.preset == "github" || o.preset == "gitlab") return applyGitPreset(o, claimSet, serviceSet);
+        // oidc_issuer may replace the preset's issuer (Azure's national clouds, a
+        // test provider); the claim checks below apply to whichever issuer signs.
+        const bool issuerSet = !o.issuer.empty();
+        if (o.preset == "google") {
+            if (!issuerSet) o.issuer = "https://accounts.google.com";
+            if (!claimSet) o.usernameClaim = "email";
+            if (!serviceSet) o.loginService = "Google";
+            if (o.scope.empty()) o.scope = {"openid", "email"};
+            if (!o.hostedDomain.empty()) o.requiredIdClaims.emplace_back("hd", o.hostedDomain);
+            if (o.hostedDomain.size() == 1) o.stripDomain = o.hostedDomain.front();
+            return;
+        }
+        if (const char* env = std::getenv("AAD_TENANT_ID"); o.tenantId.empty() && env) o.tenantId = env;
+        if (!claimSet) o.usernameClaim = "name";
+        if (!serviceSet) o.loginService = "Azure AD";
+        if (o.scope.empty()) o.scope = {"openid", "profile"};
+        if (o.tenantId == "common" || o.tenantId == "organizations" || o.tenantId == "consumers")
+            return problem("AzureAdOAuthenticator.tenant_id",
+                           fmt::format("AzureAdOAuthenticator.tenant_id '{}' admits other organisations' "
+                                       "accounts, which hubd does not support yet: set your directory's "
+                                       "tenant id (a GUID, Azure portal > Microsoft Entra ID > Overview)",
+                                       o.tenantId));
+        if (!isGuid(o.tenantId))
+            return problem("AzureAdOAuthenticator.tenant_id",
+                           fmt::format("AzureAdOAuthenticator.tenant_id must be your directory's tenant id, "
+                                       "a GUID like '72f988bf-86f1-41af-91ab-2d7cd011db47' (Azure portal > "
+                                       "Microsoft Entra ID > Overview; or $AAD_TENANT_ID), got '{}'",
+                                       o.tenantId));
+        if (!issuerSet) o.issuer = "https://login.microsoftonline.com/" + o.tenantId + "/v2.0";
+        o.requiredIdClaims.emplace_back("tid", std::vector<std::string>{o.tenantId});
+    }
+
+    // GitHubOAuthenticator and GitLabOAuthenticator: plain OAuth 2.0 (no ID
+    // token) with OAuthenticator 16's endpoints, environment variables and
+    // defaults; allowed_organizations / allowed_gitlab_groups /
+    // allowed_project_ids are asked of the REST API at sign-in
+    // (hubd/app/git_membership.h).
+    void applyGitPreset(OAuthSettings& o, bool claimSet, bool serviceSet) {
+        const bool github = o.preset == "github";
+        const char* cls = github ? "GitHubOAuthenticator" : "GitLabOAuthenticator";
+        const char* urlTrait = github ? "GitHubOAuthenticator.github_url" : "GitLabOAuthenticator.gitlab_url";
+        auto problem = [&](const char* trait, std::string message) {
+            diags_.push_back(at(st_.where.count(trait) ? trait : "JupyterHub.authenticator_class",
+                                Severity::Error, std::move(message)));
+        };
+        auto env = [](const char* name) -> std::string {
+            const char* v = std::getenv(name);
+            return v ? v : "";
+        };
+        if (!o.issuer.empty())
+            problem("OAuthenticator.oidc_issuer",
+                    fmt::format("{} is plain OAuth 2.0 without ID tokens: remove "
+                                "OAuthenticator.oidc_issuer",
+                                cls));
+        // OAuthenticator's client_id_env / client_secret_env come before $OAUTH_CLIENT_ID.
+        const std::string prefix = github ? "GITHUB" : "GITLAB";
+        if (!st_.where.count("OAuthenticator.client_id") && !env((prefix + "_CLIENT_ID").c_str()).empty())
+            o.clientId = env((prefix + "_CLIENT_ID").c_str());
+        if (!st_.where.count("OAuthenticator.client_secret") &&
+            !env((prefix + "_CLIENT_SECRET").c_str()).empty())
+            o.clientSecret = env((prefix + "_CLIENT_SECRET").c_str());
+        std::string& url = github ? o.githubUrl : o.gitlabUrl;
+        if (url.empty()) {
+            url = env((prefix + "_URL").c_str());
+            if (url.empty() && !env((prefix + "_HOST").c_str()).empty()) {
+                const std::string host = env((prefix + "_HOST").c_str());
+                url = host.find("://") != std::string::npos     ? host
+                      : (github && !env("GITHUB_HTTP").empty()) ? "http://" + host
+                                                                : "https://" + host;
+            }
+            if (!url.empty() && url.find("://") == std::string::npos) url = "https://" + url;
+            while (!url.empty() && url.back() == '/') url.pop_back();
+            if (url.empty()) url = github ? "https://github.com" : "https://gitlab.com";
+            if (!providerUrlOk(url) || url.find_first_of("?#") != std::string::npos)
+                return problem(urlTrait,
+                               fmt::format("${}_URL / ${}_HOST give '{}': {} must be an https:// URL "
+                                           "(http:// only to 127.0.0.1 or localhost)",
+                                           prefix, prefix, url.substr(0, 200), urlTrait));
+        }
+        if (github) {
+            // Only github.com keeps its API on another host; GitHub Enterprise Server under /api/v3.
+            o.apiUrl = url == "https://github.com" ? "https://api.github.com" : url + "/api/v3";
+            o.authorizeUrl = url + "/login/oauth/authorize";
+            o.tokenUrl = url + "/login/oauth/access_token";
+            if (!claimSet) o.usernameClaim = "login";
+            if (!serviceSet) o.loginService = "GitHub";
+            // Without read:org GitHub confirms public memberships only.
+            if (!o.allowedOrganizations.empty() &&
+                std::find(o.scope.begin(), o.scope.end(), "read:org") == o.scope.end())
+                o.scope.push_back("read:org");
+        } else {
+            o.apiUrl = url + "/api/v4";
+            o.authorizeUrl = url + "/oauth/authorize";
+            o.tokenUrl = url + "/oauth/token";
+            if (!serviceSet) o.loginService = "GitLab";
+            if (o.scope.empty()) o.scope = {"read_user"};
+            // The members API needs read_api (or api); read_user reads /user only.
+            const bool apiScope = std::find(o.scope.begin(), o.scope.end(), "read_api") != o.scope.end() ||
+                                  std::find(o.scope.begin(), o.scope.end(), "api") != o.scope.end();
+            if ((!o.allowedGitlabGroups.empty() || !o.allowedProjectIds.empty()) && !apiScope)
+                o.scope.push_back("read_api");
+        }
+        o.userdataUrl = o.apiUrl + "/user";
+        // Both document the client in the form body; Basic only when asked for.
+        if (!st_.where.count("OAuthenticator.basic_auth")) o.basicAuth = false;
+    }
+
+    static bool isGuid(const std::string& s) {
+        if (s.size() != 36) return false;
+        for (std::size_t i = 0; i < s.size(); ++i) {
+            const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+            if (dash ? s[i] != '-' : !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
+        }
+        return true;
     }
 
     // hubd launches no services: a service that would run jupyterhub_idle_culler

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <memory>
 #include <regex>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -89,15 +90,17 @@ public:
         return ldap_sasl_bind_s(ld_, dn.c_str(), LDAP_SASL_SIMPLE, &cred, nullptr, nullptr, nullptr);
     }
 
-    int search(const std::string& base, int scope, const std::string& filter, const std::string& attribute,
-               int sizeLimit, Message& out, Clock::time_point& started) {
-        std::string attr = attribute.empty() ? std::string("1.1") : attribute;  // 1.1: no attributes
-        char* attrs[] = {attr.data(), nullptr};
+    int search(const std::string& base, int scope, const std::string& filter,
+               std::vector<std::string> attributes, int sizeLimit, Message& out, Clock::time_point& started) {
+        if (attributes.empty()) attributes = {"1.1"};  // 1.1: no attributes
+        std::vector<char*> attrs;
+        for (auto& a : attributes) attrs.push_back(a.data());
+        attrs.push_back(nullptr);
         timeval tv{s_.timeout, 0};
         LDAPMessage* res = nullptr;
         started = Clock::now();
-        int rc = ldap_search_ext_s(ld_, base.c_str(), scope, filter.c_str(), attrs, 0, nullptr, nullptr, &tv,
-                                   sizeLimit, &res);
+        int rc = ldap_search_ext_s(ld_, base.c_str(), scope, filter.c_str(), attrs.data(), 0, nullptr,
+                                   nullptr, &tv, sizeLimit, &res);
         out.reset(res);
         return rc;
     }
@@ -214,6 +217,7 @@ public:
                               ldap_err2string(lastRc));
             return result;
         }
+        if (!ldap_.searchFilter.empty() && !matchesSearchFilter(conn, resolvedName, why)) return result;
         if (!ldap_.allowedGroups.empty() && !inAllowedGroup(conn, userDn, resolvedName, why)) {
             if (why.empty()) why = "not a member of any LDAPAuthenticator.allowed_groups";
             return result;
@@ -249,8 +253,9 @@ private:
         if (!filter) return false;
         Message res;
         // A size limit of 2 is enough to tell "one" from "several".
-        int rc = conn.search(ldap_.userSearchBase, LDAP_SCOPE_SUBTREE, *filter, ldap_.lookupDnUserDnAttribute,
-                             2, res, started);
+        std::vector<std::string> attrs;
+        if (!ldap_.lookupDnUserDnAttribute.empty()) attrs.push_back(ldap_.lookupDnUserDnAttribute);
+        int rc = conn.search(ldap_.userSearchBase, LDAP_SCOPE_SUBTREE, *filter, attrs, 2, res, started);
         LDAP* ld = conn.handle();
         const int entries = res ? ldap_count_entries(ld, res.get()) : 0;
         if (rc == LDAP_SIZELIMIT_EXCEEDED || entries > 1) {
@@ -288,15 +293,46 @@ private:
         return true;
     }
 
-    // ldapauthenticator's test, as the user just bound: does a group entry
-    // name the user's DN in member/uniqueMember, or the name in memberUid?
+    // search_filter, as the user just bound: exactly one entry under
+    // user_search_base must match. Several are refused like none, as
+    // ldapauthenticator does: the filter does not identify one user.
+    bool matchesSearchFilter(Connection& conn, const std::string& name, std::string& why) {
+        auto filter = ldap::userFilter(ldap_.searchFilter, ldap_.userAttribute, name, why);
+        if (!filter) return false;
+        Message res;
+        Clock::time_point started;
+        int rc =
+            conn.search(ldap_.userSearchBase, LDAP_SCOPE_SUBTREE, *filter, ldap_.attributes, 2, res, started);
+        const int entries = res ? ldap_count_entries(conn.handle(), res.get()) : 0;
+        if (rc == LDAP_SIZELIMIT_EXCEEDED || entries > 1) {
+            why =
+                "LDAPAuthenticator.search_filter found several entries for the user: a unique match is "
+                "required";
+            return false;
+        }
+        if (rc != LDAP_SUCCESS) {
+            why = conn.failure("search_filter search", rc, started);
+            return false;
+        }
+        if (entries == 0) {
+            why = fmt::format("LDAPAuthenticator.search_filter found no entry for the user under {}",
+                              safe(ldap_.userSearchBase, 100));
+            return false;
+        }
+        return true;
+    }
+
+    // ldapauthenticator's test, as the user just bound: does the group entry
+    // match group_search_filter (by default: name the user's DN in
+    // member/uniqueMember, or the name in memberUid)?
     bool inAllowedGroup(Connection& conn, const std::string& userDn, const std::string& uid,
                         std::string& why) {
-        const std::string filter = ldap::groupFilter(userDn, uid);
+        auto filter = ldap::groupFilter(ldap_.groupSearchFilter, userDn, uid, why);
+        if (!filter) return false;
         for (const auto& group : ldap_.allowedGroups) {
             Message res;
             Clock::time_point started;
-            int rc = conn.search(group, LDAP_SCOPE_BASE, filter, {}, 1, res, started);
+            int rc = conn.search(group, LDAP_SCOPE_BASE, *filter, ldap_.groupAttributes, 1, res, started);
             if (rc == LDAP_SUCCESS && res && ldap_count_entries(conn.handle(), res.get()) > 0) return true;
             if (rc == LDAP_NO_SUCH_OBJECT) {
                 logWarning("LDAPAuthenticator.allowed_groups names {}, which does not exist on {}",

@@ -102,9 +102,17 @@ std::optional<std::string> lookupFilter(std::string_view tmpl, std::string_view 
                           error);
 }
 
-std::string groupFilter(std::string_view userDn, std::string_view uid) {
-    const std::string dn = escapeFilterValue(userDn);
-    return fmt::format("(|(member={0})(uniqueMember={0})(memberUid={1}))", dn, escapeFilterValue(uid));
+std::optional<std::string> userFilter(std::string_view tmpl, std::string_view userAttr,
+                                      std::string_view username, std::string& error) {
+    TemplateValues values{{"username", escapeFilterValue(username)}};
+    if (!userAttr.empty()) values.emplace_back("userattr", std::string(userAttr));
+    return formatTemplate(tmpl, values, error);
+}
+
+std::optional<std::string> groupFilter(std::string_view tmpl, std::string_view userDn, std::string_view uid,
+                                       std::string& error) {
+    return formatTemplate(tmpl, {{"userdn", escapeFilterValue(userDn)}, {"uid", escapeFilterValue(uid)}},
+                          error);
 }
 
 bool blankPassword(std::string_view password) {

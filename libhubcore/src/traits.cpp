@@ -53,7 +53,12 @@ std::vector<TraitInfo> buildCatalogue() {
     add("JupyterHub.authenticator_class", "Unicode", "'jupyterhub.auth.PAMAuthenticator'",
         "The authenticator: 'pam' (jupyterhub.auth.PAMAuthenticator), 'dummy' "
         "(jupyterhub.auth.DummyAuthenticator), 'generic-oauth' "
-        "(oauthenticator.generic.GenericOAuthenticator) or 'ldap' (ldapauthenticator.LDAPAuthenticator).");
+        "(oauthenticator.generic.GenericOAuthenticator), 'google' "
+        "(oauthenticator.google.GoogleOAuthenticator), "
+        "'azuread' (oauthenticator.azuread.AzureAdOAuthenticator), 'github' "
+        "(oauthenticator.github.GitHubOAuthenticator), 'gitlab' "
+        "(oauthenticator.gitlab.GitLabOAuthenticator) or 'ldap' "
+        "(ldapauthenticator.LDAPAuthenticator).");
     add("JupyterHub.spawner_class", "Unicode", "'jupyterhub.spawner.SimpleLocalProcessSpawner'",
         "The spawner: 'sudo' (sudospawner.SudoSpawner) or 'simple'; LocalProcessSpawner needs root and is "
         "refused.");
@@ -228,9 +233,10 @@ std::vector<TraitInfo> buildCatalogue() {
         "hubd: PEM file of CAs trusted for the provider's https endpoints instead of the system store.");
     add("OAuthenticator.min_uid", "Int", "1000",
         "hubd: the lowest uid a provider's user may map to; lower uids are system accounts and refused.");
-    add("GenericOAuthenticator.oidc_issuer", "Unicode", "''",
+    add("OAuthenticator.oidc_issuer", "Unicode", "''",
         "hubd: the OpenID Connect issuer URL; endpoints and keys come from its discovery document and "
-        "ID tokens are checked (signature, iss, aud, exp, nonce).");
+        "ID tokens are checked (signature, iss, aud, exp, nonce). With the google and azuread presets it "
+        "replaces their issuer (Azure national clouds); their hd/tid checks still apply.");
     add("GenericOAuthenticator.username_key", "Unicode", "'username'",
         "The name OAuthenticator before 16 used for username_claim.");
     add("GenericOAuthenticator.claim_groups_key", "Unicode", "'groups'",
@@ -239,6 +245,44 @@ std::vector<TraitInfo> buildCatalogue() {
         "Groups (from claim_groups_key) whose members may log in.");
     add("GenericOAuthenticator.admin_groups", "Set", "set()",
         "Groups (from claim_groups_key) whose members are admins.");
+    // The presets (oauthenticator.google / .azuread): the generic client with their endpoints.
+    add("GoogleOAuthenticator.hosted_domain", "List", "[]",
+        "Google Workspace domains whose accounts may sign in, checked against the ID token's hd claim "
+        "(never the email's domain); with one domain, 'user@domain' signs in as 'user'.");
+    // Not implemented: a non-empty value refuses start-up (config.cpp, unimplementedAllowList).
+    add("GoogleOAuthenticator.allowed_google_groups", "Dict", "{}",
+        "Google groups whose members may sign in, per hosted domain (not implemented: refuses start-up).");
+    add("GoogleOAuthenticator.admin_google_groups", "Dict", "{}",
+        "Google groups whose members are admins, per hosted domain (not implemented: refuses start-up).");
+    add("GoogleOAuthenticator.google_group_whitelist", "Dict", "{}",
+        "The old name of allowed_google_groups (not implemented: refuses start-up).");
+    add("AzureAdOAuthenticator.tenant_id", "Unicode", "''",
+        "The directory's tenant id, a GUID ($AAD_TENANT_ID when unset); the issuer is "
+        "login.microsoftonline.com/{tenant_id}/v2.0 and the ID token's tid must equal it.");
+    // GitHub and GitLab (oauthenticator.github / .gitlab): plain OAuth 2.0, membership
+    // asked of the REST API at sign-in (hubd/app/git_membership.h).
+    add("GitHubOAuthenticator.github_url", "Unicode", "'https://github.com'",
+        "The GitHub server ($GITHUB_URL or $GITHUB_HOST when unset); its REST API is api.github.com for "
+        "github.com, else {github_url}/api/v3.");
+    add("GitHubOAuthenticator.allowed_organizations", "Set", "set()",
+        "Organizations ('org') and teams ('org:team') whose members may sign in; each is asked of GitHub's "
+        "API at sign-in (read:org is added to scope).");
+    add("GitHubOAuthenticator.populate_teams_in_auth_state", "Bool", "False",
+        "Put the user's teams in auth_state (not supported: hubd keeps no auth_state; True refuses "
+        "start-up).");
+    add("GitHubOAuthenticator.github_organization_whitelist", "Set", "set()",
+        "The old name of allowed_organizations (refused: rename it).");
+    add("GitLabOAuthenticator.gitlab_url", "Unicode", "'https://gitlab.com'",
+        "The GitLab server ($GITLAB_URL or $GITLAB_HOST when unset); its REST API is {gitlab_url}/api/v4.");
+    add("GitLabOAuthenticator.allowed_gitlab_groups", "Set", "set()",
+        "Groups (full paths, 'group/subgroup') whose members, inherited ones too, may sign in; each is asked "
+        "of GitLab's API at sign-in (read_api is added to scope).");
+    add("GitLabOAuthenticator.allowed_project_ids", "Set", "set()",
+        "Projects (numeric ids) whose members with Developer access or higher may sign in.");
+    add("GitLabOAuthenticator.gitlab_group_whitelist", "Set", "set()",
+        "The old name of allowed_gitlab_groups (refused: rename it).");
+    add("GitLabOAuthenticator.gitlab_project_id_whitelist", "Set", "set()",
+        "The old name of allowed_project_ids (refused: rename it).");
 
     // LDAPAuthenticator (src/ldap_authenticator.cpp): ldapauthenticator's names
     add("LDAPAuthenticator.server_address", "Unicode", "''", "Host name or IP address of the LDAP server.");
@@ -251,7 +295,7 @@ std::vector<TraitInfo> buildCatalogue() {
         "(clear text); certificates are always verified against the system CAs or tls_kwargs.");
     add("LDAPAuthenticator.tls_kwargs", "Dict", "{}",
         "hubd understands {'ca_certs_file': '/path/ca.pem'}: the CAs trusted for the LDAP server instead of "
-        "the system store.");
+        "the system store; other ldap3 Tls keys are refused at start.");
     add("LDAPAuthenticator.bind_dn_template", "Union", "[]",
         "DN template(s) to bind as, e.g. 'uid={username},ou=people,dc=example,dc=org'; {username} is "
         "DN-escaped (RFC 4514); tried in order.");
@@ -270,8 +314,20 @@ std::vector<TraitInfo> buildCatalogue() {
     add("LDAPAuthenticator.lookup_dn_user_dn_attribute", "Union", "None",
         "Attribute of the found entry put into bind_dn_template's {username} (and the hub name with "
         "use_lookup_dn_username).");
-    add("LDAPAuthenticator.allowed_groups", "List", "[]",
-        "Group DNs; if set, only their members (member, uniqueMember or memberUid) can log in.");
+    add("LDAPAuthenticator.allowed_groups", "Union", "None",
+        "Group DNs; if set, only users group_search_filter finds in one of them can log in; None or [] "
+        "means no group restriction.");
+    add("LDAPAuthenticator.group_search_filter", "Unicode",
+        "'(|(member={userdn})(uniqueMember={userdn})(memberUid={uid}))'",
+        "Filter a group entry of allowed_groups must match; {userdn} (the bound DN) and {uid} (the name) "
+        "are filter-escaped (RFC 4515).");
+    add("LDAPAuthenticator.group_attributes", "List", "['member', 'uniqueMember', 'memberUid']",
+        "Attributes fetched with each allowed_groups search; must not be empty when allowed_groups is set.");
+    add("LDAPAuthenticator.search_filter", "Unicode", "''",
+        "After the bind, exactly one entry under user_search_base must match this filter, e.g. "
+        "'(&(objectClass=person)({userattr}={username}))'; {username} is filter-escaped (RFC 4515), "
+        "{userattr} is user_attribute; no entry or several refuse the login.");
+    add("LDAPAuthenticator.attributes", "List", "[]", "Attributes fetched with search_filter.");
     add("LDAPAuthenticator.valid_username_regex", "Unicode", "'^[a-z][.a-z0-9_-]*$'",
         "Login names that do not match are refused before anything is sent to the LDAP server.");
     add("LDAPAuthenticator.use_lookup_dn_username", "Bool", "True",
@@ -283,8 +339,6 @@ std::vector<TraitInfo> buildCatalogue() {
         "hubd always escapes the username in DNs and filters (RFC 4514/4515), as ldapauthenticator 2.0");
     notNeeded("LDAPAuthenticator.auth_state_attributes", "List", "[]",
               "User attributes to keep in auth_state.", "hubd keeps no auth_state");
-    later("LDAPAuthenticator.search_filter", "Unicode", "''", "Filter the user must match to log in.");
-    later("LDAPAuthenticator.attributes", "List", "[]", "Attributes fetched with search_filter.");
 
     // Spawner and subclasses
     add("Spawner.cmd", "Command", "['jupyterhub-singleuser']",
@@ -388,6 +442,10 @@ std::string_view parentOf(std::string_view cls) {
         {"LocalProcessSpawner", "Spawner"},
         {"ConfigurableHTTPProxy", "Proxy"},
         {"GenericOAuthenticator", "OAuthenticator"},
+        {"GoogleOAuthenticator", "OAuthenticator"},
+        {"AzureAdOAuthenticator", "OAuthenticator"},
+        {"GitHubOAuthenticator", "OAuthenticator"},
+        {"GitLabOAuthenticator", "OAuthenticator"},
         {"OAuthenticator", "Authenticator"},
         {"LDAPAuthenticator", "Authenticator"},
     };

@@ -6,6 +6,7 @@
 * Client: an HTTP client with a cookie jar and no automatic redirects.
 * SystemUser / hub_user: real Unix accounts, removed again even on failure.
 * check() / main(): tiny assertion counting; exit 0 pass, 1 fail, 77 skip.
+* run_with_config(): one hubd for a list of tests of it, through main().
 
 Environment: HUBD (set by meson), else build/hubd/hubd under the source root.
 HUBTEST_KEEP=1 keeps working directories for post-mortems.
@@ -91,6 +92,20 @@ def main(tests):
     if _counts["passed"] == 0 and _counts["skipped"]:
         sys.exit(SKIP)
     sys.exit(0)
+
+
+def run_with_config(config, tests):
+    """Starts one hubd with `config`, in which AUDIT_PATH stands for audit.log in
+    the hub's directory (a Python string), and runs `tests` against it as main()
+    does: functions of the hub, or (name, function of the hub) pairs."""
+    require_hubd()
+    hub = Hub(config=None)
+    hub.setup()
+    hub.config = config.replace("AUDIT_PATH", repr(hub.path("audit.log")))
+    hub.write_file("config.py", hub.config, 0o644)
+    with hub:
+        named = (t if isinstance(t, tuple) else (t.__name__, t) for t in tests)
+        main([(name, lambda fn=fn: fn(hub)) for name, fn in named])
 
 
 def wait_for(pred, timeout=20, step=0.05):
@@ -535,7 +550,9 @@ class Hub:
                 rc = self.stop()
                 raise HubStartError(f"hubd exited with status {rc} during start-up:\n{self.log_tail()}")
             try:
-                status, _, body = Client(self.url, timeout=2).get("/hub/api")
+                probe = self.client()  # a subclass's own client (test_tls.py: https)
+                probe.timeout = 2
+                status, _, body = probe.get("/hub/api")
                 if status == 200:
                     return
                 last = f"status {status}: {body[:200]!r}"

@@ -95,6 +95,22 @@ def require_spawn_tools(*tools):
             hubtest.skip(f"{tool} is missing")
 
 
+SINGLEUSER = "/usr/bin/jupyterhub-singleuser"
+
+
+def require_singleuser():
+    """The packaged jupyterhub-singleuser, or the test is skipped (exit 77)."""
+    if not os.access(SINGLEUSER, os.X_OK):
+        hubtest.skip(f"{SINGLEUSER} is missing (apt-get install jupyterhub)")
+
+
+def singleuser_policy(name, *extra):
+    """server_policy running the real jupyterhub-singleuser with the classic notebook app,
+    ignoring the user's own Jupyter config; `extra`: more lines."""
+    return server_policy(SINGLEUSER, name, "setenv JUPYTERHUB_SINGLEUSER_APP=notebook.notebookapp.NotebookApp",
+                         "setenv JUPYTERHUB_DISABLE_USER_CONFIG=1", *extra)
+
+
 def singleuser_env(user_name):
     """(pid, environment) of user_name's jupyterhub-singleuser process, read as root; (None, {}) if none."""
     pids = subprocess.run(["pgrep", "-u", user_name, "-f", "jupyterhub-singleuser"], capture_output=True,
@@ -107,6 +123,27 @@ def singleuser_env(user_name):
             continue
         return int(pid), dict(kv.split("=", 1) for kv in raw.decode(errors="replace").split("\0") if "=" in kv)
     return None, {}
+
+
+# A stand-in for a single-user server: answers every GET with "stand-in" on
+# --port=N and writes its pid to $HOME/pid (atomically) for tests that watch it.
+STAND_IN_SERVER_SOURCE = r'''#!/usr/bin/python3 -I
+import http.server, os, sys
+port = int(sys.argv[1].split("=", 1)[1])
+with open(os.path.join(os.environ["HOME"], "pid.tmp"), "w") as f:
+    f.write(str(os.getpid()))
+os.rename(os.path.join(os.environ["HOME"], "pid.tmp"), os.path.join(os.environ["HOME"], "pid"))
+
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"stand-in")
+    def log_message(self, *a):
+        pass
+
+http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
+'''
 
 
 @contextlib.contextmanager

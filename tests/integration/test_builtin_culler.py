@@ -24,25 +24,21 @@ Needs root (exit 77 otherwise). Run under flock /tmp/hubd-itest.lock.
 """
 import os
 import secrets
-import shutil
 import time
 from datetime import datetime, timezone
 
 import hubtest
 from hubtest import check, wait_for
 from demotest import stop_pids, user_pids
-from sudotest import server_policy, singleuser_env, sudo_setup
+from sudotest import require_singleuser, require_spawn_tools, singleuser_env, singleuser_policy, sudo_setup
 from kerneltest import Kernel
 
 OPS = secrets.token_hex(32)
-SINGLEUSER = "/usr/bin/jupyterhub-singleuser"
 TIMEOUT = 20  # seconds: IdleCuller.timeout
 KEEPER = "hubtcull-kept"    # in allowed_users, no server: removed when idle
 BOSS = "hubtcull-admin"     # admin_users, no server: kept (cull_admin_users = False)
 
-POLICY = server_policy(SINGLEUSER, "test_builtin_culler.py",
-                       "setenv JUPYTERHUB_SINGLEUSER_APP=notebook.notebookapp.NotebookApp",
-                       "setenv JUPYTERHUB_DISABLE_USER_CONFIG=1", "log_file .local/state/hubd/server.log")
+POLICY = singleuser_policy("test_builtin_culler.py", "log_file .local/state/hubd/server.log")
 
 
 def config(audit_path, idle, busy):
@@ -160,13 +156,8 @@ def test_culling(hub, idle, busy, stranger):
 
 
 def run():
-    hubtest.require_root()
-    hubtest.require_hubd()
-    for tool in ("sudo", "visudo", "setpriv", "useradd", "runuser", "pgrep"):
-        if not shutil.which(tool):
-            hubtest.skip(f"{tool} is missing")
-    if not os.access(SINGLEUSER, os.X_OK):
-        hubtest.skip(f"{SINGLEUSER} is missing (apt-get install jupyterhub)")
+    require_spawn_tools("sudo", "visudo", "setpriv", "useradd", "runuser", "pgrep")
+    require_singleuser()
     # stranger: a system user created in the hub through the API only, so a
     # login would not recreate it (not in allowed_users).
     with hubtest.hub_user() as hub_name, hubtest.SystemUser() as idle, hubtest.SystemUser() as busy, \

@@ -419,13 +419,8 @@ def catalogue(s, pol):
 # ---------------------------------------------------------------- tests
 
 def main():
-    hubtest.require_root()
-    hubtest.require_hubd()
-    for tool in ("sudo", "visudo", "openssl", "setpriv", "useradd", "gpasswd"):
-        if not shutil.which(tool):
-            hubtest.skip(f"{tool} is missing")
-    if not os.path.exists("/usr/bin/jupyterhub-singleuser"):
-        hubtest.skip("jupyterhub-singleuser is missing (scripts/setup-debian.sh installs it)")
+    sudotest.require_spawn_tools("sudo", "visudo", "openssl", "setpriv", "useradd", "gpasswd")
+    sudotest.require_singleuser()
     started = time.monotonic()
     with hubtest.hub_user() as hub, hubtest.SystemUser() as alice, hubtest.SystemUser() as bob, \
             sudotest.sudo_setup(hub.name, [alice.name, bob.name], policy_text()) as fixture:

@@ -27,40 +27,13 @@ import urllib.parse
 
 import hubtest
 from hubtest import check, wait_for
-from sudotest import require_spawn_tools, stand_in_server, sudo_setup
+from sudotest import (SERVER_LOG, STAND_IN_SERVER_SOURCE, require_spawn_tools, server_policy, stand_in_server,
+                      sudo_setup)
 
 CULLER = secrets.token_hex(32)
 OPS = secrets.token_hex(32)
 INACTIVE_LIMIT = 2  # seconds (the culler's --timeout)
 PAGE = 1            # the culler's --api-page-size
-
-STUB = r'''#!/usr/bin/python3 -I
-import http.server, json, os, sys
-port = int(sys.argv[1].split("=", 1)[1])
-with open(os.path.join(os.environ["HOME"], "pid.tmp"), "w") as f:
-    f.write(str(os.getpid()))
-os.rename(os.path.join(os.environ["HOME"], "pid.tmp"), os.path.join(os.environ["HOME"], "pid"))
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"stand-in")
-    def log_message(self, *a):
-        pass
-http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
-'''
-
-POLICY = """# test_idle_culler.py policy
-min_uid 1000
-profile default {script} --port=%p
-path /usr/local/bin:/usr/bin:/bin
-lang C.UTF-8
-allow_env JUPYTERHUB_API_TOKEN JPY_API_TOKEN JUPYTERHUB_CLIENT_ID JUPYTERHUB_API_URL JUPYTERHUB_ACTIVITY_URL JUPYTERHUB_BASE_URL JUPYTERHUB_SERVICE_PREFIX JUPYTERHUB_SERVICE_URL JUPYTERHUB_OAUTH_CALLBACK_URL JUPYTERHUB_OAUTH_SCOPES JUPYTERHUB_OAUTH_ACCESS_SCOPES JUPYTERHUB_OAUTH_CLIENT_ALLOWED_SCOPES JUPYTERHUB_USER JUPYTERHUB_SERVER_NAME JUPYTERHUB_HOST
-log_file .local/state/hubd/server.log
-log_max_size 1M
-log_keep 2
-stop_timeout 5
-"""
 
 CONFIG = f"""
 # nobody1/nobody2 have no Unix accounts: PAM would refuse to add them (Hub::checkNewUsers).
@@ -236,9 +209,10 @@ def test_shutdown_keeps_then_stops_servers(hub, bob, bob_pid):
 
 def run():
     require_spawn_tools("sudo", "visudo", "useradd")
-    with stand_in_server(STUB, "hubtest-culler-") as script:
+    with stand_in_server(STAND_IN_SERVER_SOURCE, "hubtest-culler-") as script:
+        policy = server_policy(script, "test_idle_culler.py", *SERVER_LOG)
         with hubtest.hub_user() as hub_name, hubtest.SystemUser() as alice, hubtest.SystemUser() as bob, \
-                sudo_setup(hub_name.name, [alice.name, bob.name], POLICY.format(script=script)) as setup:
+                sudo_setup(hub_name.name, [alice.name, bob.name], policy) as setup:
             if setup is None:
                 return
             args = ["--JupyterHub.spawner_class=sudospawner.SudoSpawner"]

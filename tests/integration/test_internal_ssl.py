@@ -33,14 +33,11 @@ import time
 import hubtest
 from hubtest import check, follow, wait_for
 from demotest import stop_pids, user_pids
-from sudotest import server_policy, singleuser_env, sudo_setup
+from sudotest import require_singleuser, require_spawn_tools, singleuser_env, singleuser_policy, sudo_setup
 
 SERVICE_TOKEN = secrets.token_hex(32)
-SINGLEUSER = "/usr/bin/jupyterhub-singleuser"
 
-POLICY = server_policy(SINGLEUSER, "test_internal_ssl.py",
-                       "setenv JUPYTERHUB_SINGLEUSER_APP=notebook.notebookapp.NotebookApp",
-                       "setenv JUPYTERHUB_DISABLE_USER_CONFIG=1", "log_file .local/state/hubd/server.log")
+POLICY = singleuser_policy("test_internal_ssl.py", "log_file .local/state/hubd/server.log")
 
 CONFIG = f"""
 c.JupyterHub.internal_ssl = True
@@ -210,13 +207,8 @@ def test_internal_ssl(hub, hub_name, alice, bob, workdir):
 
 
 def run():
-    hubtest.require_root()
-    hubtest.require_hubd()
-    for tool in ("sudo", "visudo", "setpriv", "useradd", "runuser", "openssl", "pgrep"):
-        if not shutil.which(tool):
-            hubtest.skip(f"{tool} is missing")
-    if not os.access(SINGLEUSER, os.X_OK):
-        hubtest.skip(f"{SINGLEUSER} is missing (apt-get install jupyterhub)")
+    require_spawn_tools("sudo", "visudo", "setpriv", "useradd", "runuser", "openssl", "pgrep")
+    require_singleuser()
     workdir = tempfile.mkdtemp(prefix="hubtest-issl-")
     os.chmod(workdir, 0o755)
     try:

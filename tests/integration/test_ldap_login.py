@@ -5,15 +5,18 @@
 Starts Debian's slapd on loopback with its own slapd.conf and mdb database in
 a temporary directory (never the system service), with a small directory:
 
-  ou=people   uid=alice, uid=bob, uid=carol        (bind_dn_template users)
-  ou=staff    cn=Dave\\, Jr. (uid dave), cn=* (uid mallory), cn=erin
+  ou=people   uid=alice (employeeType hub), uid=bob, uid=carol, uid=frank
+  ou=staff    cn=Dave\\, Jr. (uid dave), cn=* (uid mallory), cn=erin,
+              cn=frank-old (a second uid frank), cn=)(uid\\=* (uid paren),
+              cn=admin)(|(uid\\=* (uid inject)
   ou=groups   cn=jupyter (groupOfNames, member: alice, Dave)
               cn=posix (posixGroup, memberUid: carol)
   cn=searcher the lookup_dn search account
 
 and logs in through a real hubd: bind templates, search-then-bind, group
-membership, the injection boundary (crafted names through the login form and
-through the token API's {"auth": ...}, which passes the name unnormalised),
+membership, search_filter and group_search_filter, the injection boundary
+(crafted names through the login form, through the token API's {"auth": ...},
+which passes the name unnormalised, and from the directory into search_filter),
 timeouts, and StartTLS / ldaps with certificate verification. slapd's "stats"
 log shows what reached the directory. Root is not needed.
 """
@@ -31,7 +34,8 @@ from hubtest import check
 SLAPD = "/usr/sbin/slapd"
 SUFFIX = "dc=example,dc=org"
 PASSWORDS = {"alice": "alice-Pw-1", "bob": "bob-Pw-2", "carol": "carol-Pw-3", "dave": "dave-Pw-4",
-             "mallory": "mallory-Pw-5", "erin": "erin-Pw-6", "searcher": "search-Pw-7"}
+             "mallory": "mallory-Pw-5", "erin": "erin-Pw-6", "searcher": "search-Pw-7", "frank": "frank-Pw-8",
+             "paren": "paren-Pw-9", "inject": "inject-Pw-10"}
 NEUTRAL = b"Invalid username or password"
 
 
@@ -122,8 +126,18 @@ cn: searcher
 userPassword: {p['searcher']}
 
 """
-        for name in ("alice", "bob", "carol"):
-            ldif += f"dn: uid={name},ou=people,{SUFFIX}\n{person}uid: {name}\ncn: {name}\nuserPassword: {p[name]}\n\n"
+        for name in ("alice", "bob", "carol", "frank"):
+            extra = "employeeType: hub\n" if name == "alice" else ""  # what search_filter asks for
+            ldif += (f"dn: uid={name},ou=people,{SUFFIX}\n{person}{extra}uid: {name}\ncn: {name}\n"
+                     f"userPassword: {p[name]}\n\n")
+        # A stale copy of frank: search_filter '(uid={username})' finds two entries.
+        ldif += (f"dn: cn=frank-old,ou=staff,{SUFFIX}\n{person}uid: frank\ncn: frank-old\n"
+                 f"userPassword: {p['frank']}\n\n")
+        # Filter syntax as cn values: through lookup_dn_user_dn_attribute they
+        # become search_filter's {username}.
+        for uid, cn in (("paren", ")(uid=*"), ("inject", "admin)(|(uid=*")):
+            dn_cn = cn.replace("=", "\\=")
+            ldif += f"dn: cn={dn_cn},ou=staff,{SUFFIX}\n{person}uid: {uid}\ncn: {cn}\nuserPassword: {p[uid]}\n\n"
         ldif += (f"dn: cn=Dave\\, Jr.,ou=staff,{SUFFIX}\n{person}uid: dave\ncn: Dave, Jr.\n"
                  f"userPassword: {p['dave']}\n\n")
         # mallory chose "*" as her cn: as memberUid it must stay a literal star.
@@ -318,6 +332,91 @@ def test_crafted_usernames(slapd):
         check(not binds, f"no bind was attempted for a crafted name: {binds[:3]}")
 
 
+def filters_seen(log):
+    return [l.split("filter=", 1)[1] for l in log.splitlines() if " SRCH " in l and "filter=" in l]
+
+
+def test_search_filter(slapd):
+    """search_filter: after the bind exactly one entry must match; none or several refuse."""
+    sf = dict(bind_dn_template=TEMPLATES, user_search_base=SUFFIX, user_attribute="uid", attributes=["uid", "cn"],
+              search_filter="(&(objectClass=inetOrgPerson)({userattr}={username})(employeeType=hub))")
+    with hubtest.Hub(config(slapd, **sf)) as hub:
+        mark = slapd.mark()
+        ok, _ = login(hub, "alice", PASSWORDS["alice"])
+        check(ok, "alice (employeeType hub) matches search_filter and logs in")
+        seen = filters_seen(slapd.since(mark))
+        check(any("(uid=alice)(employeeType=hub)" in f for f in seen), f"slapd ran the search_filter: {seen}")
+        ok, body = login(hub, "bob", PASSWORDS["bob"])
+        check(not ok and NEUTRAL in body, "bob (right password, no employeeType) is refused")
+        check("search_filter found no entry" in hub.log_text(), "the log says search_filter found no entry")
+    unique = dict(sf, search_filter="(&(objectClass=inetOrgPerson)({userattr}={username}))")
+    with hubtest.Hub(config(slapd, bind_dn_template=TEMPLATES)) as hub:
+        ok, _ = login(hub, "frank", PASSWORDS["frank"])
+        check(ok, "control: frank logs in without search_filter")
+    with hubtest.Hub(config(slapd, **unique)) as hub:
+        ok, _ = login(hub, "alice", PASSWORDS["alice"])
+        check(ok, "control: alice, one entry, logs in")
+        ok, body = login(hub, "frank", PASSWORDS["frank"])
+        check(not ok and NEUTRAL in body, "frank, whom search_filter finds twice, is refused")
+        check("search_filter found several entries" in hub.log_text(), "the log says several entries matched")
+
+
+def test_search_filter_injection(slapd):
+    """Names from the directory that are filter syntax reach search_filter escaped.
+
+    lookup_dn puts each user's cn into {username}. Unescaped, mallory's cn '*'
+    would turn the filter into (&(employeeType=hub)(cn=*)), which finds exactly
+    one entry (alice's) and would let her in."""
+    cfg = dict(SEARCH, allowed_groups=None, search_filter="(&(employeeType=hub)(cn={username}))")
+    with hubtest.Hub(config(slapd, **cfg)) as hub:
+        ok, _ = login(hub, "alice", PASSWORDS["alice"])
+        check(ok, "control: alice (cn alice, employeeType hub) logs in")
+        for uid, cn, escaped in (("mallory", "*", "(cn=\\2a)"), ("paren", ")(uid=*", "(cn=\\29\\28uid=\\2a)"),
+                                 ("inject", "admin)(|(uid=*", "(cn=admin\\29\\28|\\28uid=\\2a)")):
+            mark, decided = slapd.mark(), hub.log_text().count("search_filter found no entry")
+            ok, body = login(hub, uid, PASSWORDS[uid])
+            seen = slapd.since(mark)
+            check(not ok and NEUTRAL in body, f"{uid} (cn {cn!r}) cannot authenticate")
+            check(hub.log_text().count("search_filter found no entry") > decided,
+                  f"{uid}'s own bind succeeded and search_filter found no entry for {cn!r}")
+            filters = [f.lower() for f in filters_seen(seen)]
+            check(any(f"(employeeType=hub){escaped}".lower() in f for f in filters),
+                  f"slapd received {cn!r} escaped: {filters}")
+            check(not any(f"(cn={cn}".lower() in f for f in filters), f"{cn!r} never reached slapd raw")
+
+
+def test_group_search_filter(slapd):
+    """group_search_filter decides membership: groupOfNames by DN, or posixGroup by uid."""
+    posix = dict(bind_dn_template=TEMPLATES, allowed_groups=[f"cn=posix,ou=groups,{SUFFIX}"],
+                 group_search_filter="(&(objectClass=posixGroup)(memberUid={uid}))", group_attributes=["memberUid"])
+    with hubtest.Hub(config(slapd, **posix)) as hub:
+        mark = slapd.mark()
+        ok, _ = login(hub, "carol", PASSWORDS["carol"])
+        check(ok, "posixGroup filter: carol (memberUid) logs in")
+        seen = filters_seen(slapd.since(mark))
+        check(any("(objectClass=posixGroup)(memberUid=carol)" in f for f in seen), f"slapd ran it: {seen}")
+        ok, _ = login(hub, "alice", PASSWORDS["alice"])
+        check(not ok, "posixGroup filter: alice (member of the groupOfNames only) is refused")
+    names = dict(SEARCH, allowed_groups=[f"cn=jupyter,ou=groups,{SUFFIX}"],
+                 group_search_filter="(&(objectClass=groupOfNames)(member={userdn}))")
+    with hubtest.Hub(config(slapd, **names)) as hub:
+        ok, _ = login(hub, "alice", PASSWORDS["alice"])
+        check(ok, "groupOfNames filter: alice (member) logs in")
+        ok, _ = login(hub, "dave", PASSWORDS["dave"])
+        check(ok, "groupOfNames filter: dave, whose DN holds an escaped comma, logs in")
+        ok, _ = login(hub, "carol", PASSWORDS["carol"])
+        check(not ok, "groupOfNames filter: carol (memberUid of the posixGroup only) is refused")
+        check("not a member of any LDAPAuthenticator.allowed_groups" in hub.log_text(), "the log says why")
+
+
+def test_allowed_groups_none(slapd):
+    """allowed_groups None or [] is no group restriction, as in ldapauthenticator."""
+    for value in (None, []):
+        with hubtest.Hub(config(slapd, bind_dn_template=TEMPLATES, allowed_groups=value)) as hub:
+            ok, _ = login(hub, "bob", PASSWORDS["bob"])
+            check(ok, f"allowed_groups = {value!r}: bob, in no group, logs in")
+
+
 def test_unreachable_server(slapd):
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
@@ -388,7 +487,8 @@ def main():
         slapd.start()
         hubtest.main([(t.__name__, (lambda t=t: t(slapd))) for t in
                       (test_bind_templates, test_search_then_bind_and_groups, test_crafted_usernames,
-                       test_unreachable_server, test_tls)])
+                       test_search_filter, test_search_filter_injection, test_group_search_filter,
+                       test_allowed_groups_none, test_unreachable_server, test_tls)])
     finally:
         slapd.stop()
 

@@ -161,17 +161,11 @@ def test_throttle_can_be_turned_off():
 
 
 def run():
-    hubtest.require_hubd()
-    hub = hubtest.Hub(config=None)
-    hub.setup()
-    hub.config = CONFIG.replace("AUDIT_PATH", repr(hub.path("audit.log")))
-    hub.write_file("config.py", hub.config, 0o644)
-    with hub:
-        hubtest.main([("throttle per source", lambda: test_source_throttle(hub)),
-                      ("throttle per username", lambda: test_username_throttle(hub)),
-                      ("throttle on the API", lambda: test_api_password_throttle(hub)),
-                      ("audit log", lambda: test_audit_log(hub)),
-                      ("throttle off", test_throttle_can_be_turned_off)])
+    hubtest.run_with_config(CONFIG, [("throttle per source", test_source_throttle),
+                                     ("throttle per username", test_username_throttle),
+                                     ("throttle on the API", test_api_password_throttle),
+                                     ("audit log", test_audit_log),
+                                     ("throttle off", lambda _hub: test_throttle_can_be_turned_off())])
 
 
 if __name__ == "__main__":

@@ -320,29 +320,12 @@ def test_anonymous_when_configured():
 
 # ------------------------------------------------------------ root: a real spawn
 
-STUB = r'''#!/usr/bin/python3 -I
-import http.server, os, sys
-port = int(sys.argv[1].split("=", 1)[1])
-
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"stand-in")
-    def log_message(self, *a):
-        pass
-
-http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
-'''
-
-
-
 def test_spawn_and_stop():
     if os.geteuid() != 0:
         raise hubtest.Skip("spawning a real server needs root (sudo, users); run as root to include it")
-    from sudotest import require_spawn_tools, server_policy, stand_in_server, sudo_setup
+    from sudotest import STAND_IN_SERVER_SOURCE, require_spawn_tools, server_policy, stand_in_server, sudo_setup
     require_spawn_tools("sudo", "visudo", "setpriv", "useradd")
-    with stand_in_server(STUB, "hubtest-metrics-") as script, \
+    with stand_in_server(STAND_IN_SERVER_SOURCE, "hubtest-metrics-") as script, \
             hubtest.hub_user() as account, hubtest.SystemUser() as alice, \
             sudo_setup(account.name, [alice.name], server_policy(script, "test_metrics.py")) as setup:
         if setup is None:

@@ -25,6 +25,7 @@ chromium, playwright-core, sudo and jupyterhub-singleuser.
 """
 import base64
 import hashlib
+import http.client
 import http.server
 import json
 import os
@@ -32,6 +33,7 @@ import re
 import secrets
 import shutil
 import signal
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -275,10 +277,47 @@ def real_provider_cases(hub, provider, alice, bob, sysacct):
 
 # ---------------------------------------------------------------- hostile provider
 
-class Hostile:
-    """A provider that signs what the test asks for, with openssl."""
+class PrivateCA:
+    """A CA of the test's own and server certificates it signs (openssl CLI)."""
 
     def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="hubd-ca-")
+        os.chmod(self.dir, 0o755)  # hubd may run as another user and reads ca.pem
+        self.cert = os.path.join(self.dir, "ca.pem")
+        self.key = os.path.join(self.dir, "ca.key")
+        self._openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", self.key, "-out", self.cert,
+                      "-days", "2", "-subj", "/CN=hubd test CA",
+                      "-addext", "basicConstraints=critical,CA:TRUE",
+                      "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+        os.chmod(self.cert, 0o644)
+
+    def _openssl(self, *args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    def server_context(self, name):
+        """An ssl server context whose certificate (signed by this CA) names only `name`."""
+        key, csr, cert, ext = (os.path.join(self.dir, f"{name}.{e}") for e in ("key", "csr", "pem", "ext"))
+        with open(ext, "w") as f:
+            f.write(f"subjectAltName=DNS:{name}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
+        self._openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", f"/CN={name}")
+        self._openssl("x509", "-req", "-in", csr, "-CA", self.cert, "-CAkey", self.key, "-CAcreateserial",
+                      "-out", cert, "-days", "2", "-extfile", ext)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        return ctx
+
+    def close(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Hostile:
+    """A provider that signs what the test asks for, with openssl.
+
+    With `tls` (an ssl server context) it answers https on "localhost"; the
+    context in .tls may be swapped between connections.
+    """
+
+    def __init__(self, tls=None):
         self.dir = tempfile.mkdtemp(prefix="hubd-hostile-")
         self.key = os.path.join(self.dir, "key.pem")
         self.other_key = os.path.join(self.dir, "other.pem")
@@ -291,15 +330,50 @@ class Hostile:
                     "e": "AQAB"}
         self.mode = "good"
         self.subject = "alice"
+        self.extra_claims = {}  # added to every ID token (the presets' hd, tid, email)
+        self.userinfo_sub = "s-1"  # the ID token's sub; None: userinfo names no sub
         self.nonces = {}
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.issuer = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.stalling = set()  # codes whose exchange waits for .release
+        self.release = threading.Event()
+        self.tls = tls
+        outer = self
+
+        class Server(http.server.ThreadingHTTPServer):
+            def get_request(self):
+                sock, addr = super().get_request()
+                if outer.tls:  # the handshake runs on the handler's thread, at its first read
+                    sock = outer.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+                return sock, addr
+
+            def shutdown_request(self, request):
+                if isinstance(request, ssl.SSLSocket):
+                    try:
+                        request.unwrap()  # close_notify: hubd reads to a clean TLS end
+                    except (OSError, ValueError):
+                        pass
+                super().shutdown_request(request)
+
+            def handle_error(self, request, client_address):
+                pass  # refused handshakes are what some tests want
+
+        self.server = Server(("127.0.0.1", 0), self._handler())
+        port = self.server.server_address[1]
+        self.issuer = f"https://localhost:{port}" if tls else f"http://127.0.0.1:{port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self):
         self.server.shutdown()
         self.server.server_close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def authorize(self, authorize_url):
+        """The callback URL /authorize would redirect to, without a request (no https client needed)."""
+        q = urllib.parse.parse_qs(urllib.parse.urlsplit(authorize_url).query)
+        code = secrets.token_hex(16)
+        self.nonces[code] = q.get("nonce", [""])[0]
+        if self.mode == "stall":
+            self.stalling.add(code)
+        return q["redirect_uri"][0] + "?" + urllib.parse.urlencode({"code": code, "state": q["state"][0]})
 
     def sign(self, key, data):
         return subprocess.run(["openssl", "dgst", "-sha256", "-sign", key], input=data, check=True,
@@ -309,6 +383,7 @@ class Hostile:
         now = int(time.time())
         claims = {"iss": self.issuer, "sub": "s-1", "aud": CLIENT_ID, "exp": now + 300, "iat": now,
                   "nonce": nonce, "preferred_username": self.subject, "groups": ["hub-users"]}
+        claims.update(self.extra_claims)
         header = {"alg": "RS256", "kid": "k1", "typ": "JWT"}
         m = self.mode
         if m == "aud":
@@ -359,7 +434,10 @@ class Hostile:
                 if u.path == "/userinfo":
                     if self.headers.get("Authorization") != "Bearer at":
                         return self.reply(401, {"error": "invalid_token"})
-                    return self.reply(200, {"login": outer.subject, "groups": ["hub-users"]})
+                    info = {"login": outer.subject, "groups": ["hub-users"]}
+                    if outer.userinfo_sub is not None:
+                        info["sub"] = outer.userinfo_sub
+                    return self.reply(200, info)
                 if u.path == "/jwks":
                     return self.reply(200, {"keys": [outer.jwk]})
                 if u.path == "/authorize":
@@ -373,6 +451,8 @@ class Hostile:
             def do_POST(self):
                 n = int(self.headers.get("Content-Length", "0"))
                 form = urllib.parse.parse_qs(self.rfile.read(n).decode())
+                if form.get("code", [""])[0] in outer.stalling:
+                    outer.release.wait(20)  # a slow or hostile token endpoint
                 nonce = outer.nonces.pop(form.get("code", [""])[0], None)
                 if nonce is None:
                     return self.reply(400, {"error": "invalid_grant"})
@@ -436,6 +516,176 @@ c.OAuthenticator.allowed_users = {{'{alice.name}'}}
                       "plain OAuth 2.0: the name comes from userdata_url (username_key = 'login')")
         finally:
             hostile.close()
+
+
+def test_userinfo_sub():
+    """OpenID Connect Core 5.3.2: userinfo about another sub than the ID token's is not believed."""
+    alice = hubtest.SystemUser(password=None)
+    with alice:
+        hostile = Hostile()
+        hostile.subject = alice.name
+        try:
+            with oauth_hub(hostile.issuer, f"c.OAuthenticator.userdata_url = '{hostile.issuer}/userinfo'") as hub:
+                for sub, what in (("s-1", None), ("s-2", "a different sub"), (None, "no sub")):
+                    hostile.userinfo_sub = sub
+                    c = hub.client()
+                    status, _, body = c.get(local_path(hostile.authorize(start_login(c))))
+                    if what is None:
+                        check(status == 302 and "jupyterhub-hub-login" in c.cookies,
+                              "control: userinfo with the ID token's sub signs in")
+                        continue
+                    check(status == 403 and b"did not pass the hub" in body and "jupyterhub-hub-login" not in c.cookies,
+                          f"userinfo with {what} is refused with a page")
+                want = ("userinfo's sub 's-2' differs from the ID token's sub 's-1'",
+                        "userinfo's sub '' differs from the ID token's sub 's-1'")
+                check(all(w in hub.log_text() for w in want), f"the log names both subs ({want})")
+        finally:
+            hostile.close()
+
+
+class BoundClient(hubtest.Client):
+    """A client whose connections come from `source` (any 127.x address reaches the hub on lo)."""
+
+    def __init__(self, base_url, source):
+        super().__init__(base_url)
+        self.source = source
+
+    def connection(self):
+        return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout,
+                                          source_address=(self.source, 0))
+
+
+def test_source_limits():
+    """Per-source limits: a stalling token endpoint ties up 2 exchanges of one address, not the hub."""
+    alice = hubtest.SystemUser(password=None)
+    with alice:
+        hostile = Hostile()
+        hostile.subject = alice.name
+        threads = []
+        try:
+            with oauth_hub(hostile.issuer) as hub:
+                c = hub.client()  # 127.0.0.1
+                hostile.mode = "stall"
+                callbacks = [hostile.authorize(start_login(c)) for _ in range(6)]
+                hostile.mode = "good"
+                results = {}
+
+                def hit(i):
+                    t = time.monotonic()
+                    status, headers, body = c.get(local_path(callbacks[i]))
+                    results[i] = (status, headers, body, time.monotonic() - t)
+
+                threads = [threading.Thread(target=hit, args=(i,), daemon=True) for i in range(6)]
+                for t in threads:
+                    t.start()
+                hubtest.wait_for(lambda: len(results) >= 4, timeout=10)
+                limited = [r for r in results.values() if r[0] == 429]
+                check(len(results) == 4 and len(limited) == 4,
+                      f"6 concurrent callbacks from one address: 2 wait for the provider, 4 get 429 "
+                      f"({sorted(r[0] for r in results.values())})")
+                check(all(r[1].get("retry-after") == "5" and b"Too many sign-ins" in r[2] for r in limited),
+                      "the 429s carry Retry-After and a page saying what to do")
+                slowest = max((r[3] for r in limited), default=99)
+                print(f"slowest 429: {slowest * 1000:.0f} ms", flush=True)
+                check(slowest < 2, f"the 429s come at once ({slowest:.2f} s)")
+                check(re.search(r"OAuth callback from 127\.0\.0\.1 refused \(429, Retry-After 5 s\): 127\.0\.0\.1 "
+                                r"already has 2 calls to the provider in flight \(the limit per source\)",
+                                hub.log_text()), "the log names the source and the limit")
+                t = time.monotonic()
+                status, _, _ = c.get("/hub/api/")
+                check(status == 200 and time.monotonic() - t < 2, "an API request from the same address still works")
+                other = BoundClient(hub.url, "127.0.0.2")
+                t = time.monotonic()
+                status, _, _ = other.get(local_path(hostile.authorize(start_login(other))))
+                elapsed = time.monotonic() - t
+                status, user, _ = other.json("GET", "/hub/api/user")
+                check(status == 200 and user and user["name"] == alice.name and elapsed < 3,
+                      f"a sign-in from 127.0.0.2 goes through meanwhile ({elapsed:.2f} s)")
+                hostile.release.set()
+                for t in threads:
+                    t.join(30)
+                check(sorted(r[0] for r in results.values()) == [302, 302, 429, 429, 429, 429],
+                      "released, the two waiting exchanges sign in")
+                retry = next(i for i, r in results.items() if r[0] == 429)
+                c2 = hub.client()
+                c2.jar = {k: v for k, v in c.jar.items() if k[0] == "hubd-oauth-state"}
+                status, _, _ = c2.get(local_path(callbacks[retry]))
+                check(status == 302 and "jupyterhub-hub-login" in c2.cookies,
+                      "a callback refused with 429 still works when reloaded (its state was kept)")
+                # Starts: a burst of 30 per address, then 30 a minute.
+                burst = BoundClient(hub.url, "127.0.0.3")
+                codes, headers, body = [], {}, b""
+                while len(codes) < 45 and (not codes or codes[-1] != 429):  # refills 1 per 2 s meanwhile
+                    status, headers, body = burst.get("/hub/oauth_login")
+                    codes.append(status)
+                check(codes[:30] == [302] * 30 and codes[-1] == 429
+                      and headers.get("retry-after") in ("1", "2") and b"Too many sign-ins" in body,
+                      f"a burst of starts from one address ends in 429 after {len(codes) - 1} "
+                      f"(Retry-After {headers.get('retry-after')})")
+                check("OAuth sign-in from 127.0.0.3 refused (429, Retry-After" in hub.log_text()
+                      and "127.0.0.3 started more than 30 sign-ins at once or 30 a minute" in hub.log_text(),
+                      "the log names the source and the start limit")
+                status, _, _ = BoundClient(hub.url, "127.0.0.4").get("/hub/oauth_login")
+                check(status == 302, "another address still starts sign-ins")
+        finally:
+            hostile.release.set()
+            for t in threads:
+                t.join(30)
+            hostile.close()
+
+
+def oauth_hub(issuer, extra=""):
+    hub = hubtest.Hub(start=False)
+    hub.port, hub.hub_port = hubtest.free_port(), hubtest.free_port()
+    hub.autostart = True
+    hub.config = hub_config(issuer, hub.port, extra)
+    return hub
+
+
+def test_private_ca():
+    """A provider on https with a certificate from a private CA: OAuthenticator.ca_file, host names."""
+    alice = hubtest.SystemUser(password=None)
+    with alice:
+        ca = PrivateCA()
+        good, wrong_name = ca.server_context("localhost"), ca.server_context("other.example")
+        hostile = Hostile(tls=good)
+        hostile.subject = alice.name
+        try:
+            with oauth_hub(hostile.issuer) as hub:
+                c = hub.client()
+                status, _, body = c.get("/hub/oauth_login")
+                check(status == 502 and b"cannot be reached" in body,
+                      f"without ca_file the private CA's certificate is refused with a page ({status})")
+                check(re.search(r"the provider is not usable: .*the certificate of localhost is not trusted: "
+                                r".*set OAuthenticator\.ca_file", hub.log_text()),
+                      "the log names the certificate problem and the fix (OAuthenticator.ca_file)")
+            with oauth_hub(hostile.issuer, f"c.OAuthenticator.ca_file = {ca.cert!r}") as hub:
+                hostile.tls = wrong_name
+                c = hub.client()
+                status, _, _ = c.get("/hub/oauth_login")
+                check(status == 502, f"with ca_file, a certificate for other.example is still refused ({status})")
+                check(re.search(r"the certificate of localhost is not trusted: hostname mismatch \("
+                                r"issued for another name: use a provider URL", hub.log_text()),
+                      "the log names the host-name mismatch")
+                hostile.tls = good
+                authorize = start_login(c)
+                check(authorize.startswith(hostile.issuer + "/authorize?"), "with ca_file discovery works over https")
+                status, _, _ = c.get(local_path(hostile.authorize(authorize)))
+                status, user, _ = c.json("GET", "/hub/api/user")
+                check(status == 200 and user and user["name"] == alice.name,
+                      "with ca_file the sign-in over https succeeds (token, JWKS)")
+                # Endpoints known, certificate swapped: the code exchange checks the name too.
+                c = hub.client()
+                authorize = start_login(c)
+                hostile.tls = wrong_name
+                status, _, _ = c.get(local_path(hostile.authorize(authorize)))
+                check(status == 403 and "jupyterhub-hub-login" not in c.cookies,
+                      "a code exchange with a wrongly named certificate is refused")
+                check("code exchange failed: the token endpoint: the certificate of localhost is not trusted: "
+                      "hostname mismatch" in hub.log_text(), "the log names the refused code exchange")
+        finally:
+            hostile.close()
+            ca.close()
 
 
 BROWSER_DIR = os.path.join(hubtest.ROOT, "tests", "browser")
@@ -511,11 +761,24 @@ def main():
         needs()
         test_hostile_provider()
 
+    def private_ca():
+        needs()
+        test_private_ca()
+
+    def userinfo_sub():
+        needs()
+        test_userinfo_sub()
+
+    def source_limits():
+        needs()
+        test_source_limits()
+
     def browser():
         needs()
         test_browser_spawn()
 
-    hubtest.main([("real_provider", real), ("hostile_provider", hostile), ("browser_spawn", browser)])
+    hubtest.main([("real_provider", real), ("hostile_provider", hostile), ("private_ca", private_ca),
+                  ("userinfo_sub", userinfo_sub), ("source_limits", source_limits), ("browser_spawn", browser)])
 
 
 if __name__ == "__main__":

@@ -28,16 +28,13 @@ import hubtest
 from hubtest import check, wait_for
 from demotest import stop_pids, user_pids
 from kerneltest import Kernel
-from sudotest import require_spawn_tools, server_policy, singleuser_env, sudo_setup
+from sudotest import require_singleuser, require_spawn_tools, singleuser_env, singleuser_policy, sudo_setup
 
 OPS = secrets.token_hex(32)
-SINGLEUSER = "/usr/bin/jupyterhub-singleuser"
 MEMORY_MAX_MIB = 300
 LOG = ".local/state/hubd/server.log"
-POLICY = server_policy(SINGLEUSER, "test_resource_limits.py",
-                       "setenv JUPYTERHUB_SINGLEUSER_APP=notebook.notebookapp.NotebookApp",
-                       "setenv JUPYTERHUB_DISABLE_USER_CONFIG=1", f"log_file {LOG}",
-                       f"memory_max {MEMORY_MAX_MIB}M", "limit data 1G", "limit cpu 20")
+POLICY = singleuser_policy("test_resource_limits.py", f"log_file {LOG}", f"memory_max {MEMORY_MAX_MIB}M",
+                           "limit data 1G", "limit cpu 20")
 
 
 def api(hub, method, path, body=None):
@@ -133,8 +130,7 @@ def test_limits(hub, hog, neighbour):
 
 def run():
     require_spawn_tools("sudo", "visudo", "useradd", "pgrep")
-    if not os.access(SINGLEUSER, os.X_OK):
-        hubtest.skip(f"{SINGLEUSER} is missing (apt-get install jupyterhub)")
+    require_singleuser()
     with hubtest.hub_user() as hub_name, hubtest.SystemUser() as hog, hubtest.SystemUser() as neighbour, \
             sudo_setup(hub_name.name, [hog.name, neighbour.name], POLICY) as setup:
         if setup is None:

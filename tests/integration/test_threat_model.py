@@ -25,24 +25,20 @@ Needs root (exit 77 otherwise). Run under flock /tmp/hubd-itest.lock.
 import os
 import re
 import secrets
-import shutil
 import subprocess
 import time
 
 import hubtest
 from hubtest import check, wait_for
 from demotest import stop_pids, user_pids
-from sudotest import server_policy, singleuser_env, sudo_setup
+from sudotest import require_singleuser, require_spawn_tools, singleuser_env, singleuser_policy, sudo_setup
 
 SERVICE_TOKEN = secrets.token_hex(32)
-SINGLEUSER = "/usr/bin/jupyterhub-singleuser"
 DOC = os.path.join(hubtest.ROOT, "docs", "security-model.md")
 MARKER = "<!-- ps-example: checked by tests/integration/test_threat_model.py -->"
 PS = ["ps", "-eo", "user:16,pid,ppid,pgid,sid,args", "--forest"]
 
-POLICY = server_policy(SINGLEUSER, "test_threat_model.py",
-                       "setenv JUPYTERHUB_SINGLEUSER_APP=notebook.notebookapp.NotebookApp",
-                       "setenv JUPYTERHUB_DISABLE_USER_CONFIG=1")
+POLICY = singleuser_policy("test_threat_model.py")
 
 CONFIG = f"""
 c.JupyterHub.services = [{{'name': 'ops', 'api_token': '{SERVICE_TOKEN}', 'admin': True}}]
@@ -292,13 +288,8 @@ def test_tree(hub, hub_name, alice):
 
 
 def run():
-    hubtest.require_root()
-    hubtest.require_hubd()
-    for tool in ("sudo", "visudo", "setpriv", "useradd", "ps", "pgrep"):
-        if not shutil.which(tool):
-            hubtest.skip(f"{tool} is missing")
-    if not os.access(SINGLEUSER, os.X_OK):
-        hubtest.skip(f"{SINGLEUSER} is missing (apt-get install jupyterhub)")
+    require_spawn_tools("sudo", "visudo", "setpriv", "useradd", "ps", "pgrep")
+    require_singleuser()
     with hubtest.hub_user() as hub_name, hubtest.SystemUser(password=secrets.token_urlsafe(12)) as alice, \
             sudo_setup(hub_name.name, [alice.name], POLICY) as setup:
         if setup is None:

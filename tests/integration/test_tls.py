@@ -117,24 +117,6 @@ class TlsHub(hubtest.Hub):
     def client(self):
         return HttpsClient(self.url)
 
-    def wait_ready(self, timeout=None):
-        deadline = time.monotonic() + (timeout or self.timeout)
-        last = "no answer"
-        while time.monotonic() < deadline:
-            if self._exited():
-                rc = self.stop()
-                raise hubtest.HubStartError(f"hubd exited with status {rc}:\n{self.log_tail()}")
-            try:
-                status, _, _ = self.client().get("/hub/api")
-                if status == 200:
-                    return
-                last = f"status {status}"
-            except (OSError, ssl.SSLError) as e:
-                last = str(e)
-            time.sleep(0.1)
-        self.stop()
-        raise hubtest.HubStartError(f"hubd did not answer over https ({last}):\n{self.log_tail()}")
-
     def log(self):
         with open(self.log_path, errors="replace") as f:
             return f.read()

@@ -302,15 +302,9 @@ def test_secrets_stay_out_of_logs(hub):
 
 
 def run():
-    hubtest.require_hubd()
-    hub = hubtest.Hub(config=None)
-    hub.setup()
-    hub.config = CONFIG.replace("AUDIT_PATH", repr(hub.path("audit.log")))
-    hub.write_file("config.py", hub.config, 0o644)
-    with hub:
-        hubtest.main([(f.__name__, lambda f=f: f(hub)) for f in (
-            test_page, test_create_and_use, test_expired, test_revoke, test_other_users_token, test_xsrf,
-            test_bad_scopes, test_hostile_notes, test_oauth_clients, test_secrets_stay_out_of_logs)])
+    hubtest.run_with_config(CONFIG, [
+        test_page, test_create_and_use, test_expired, test_revoke, test_other_users_token, test_xsrf,
+        test_bad_scopes, test_hostile_notes, test_oauth_clients, test_secrets_stay_out_of_logs])
 
 
 if __name__ == "__main__":

@@ -412,11 +412,11 @@ TEST_CASE("authenticator_class and spawner_class values") {
         CHECK(r.ok());
         CHECK(r.settings.authenticatorClass == "dummy");
     }
-    auto r = auth("oauthenticator.GitHubOAuthenticator");
+    auto r = auth("oauthenticator.BitbucketOAuthenticator");
     CHECK_FALSE(r.ok());
     CHECK(hasError(
         r, "JupyterHub.authenticator_class must be 'pam' (jupyterhub.auth.PAMAuthenticator), 'dummy'"));
-    CHECK(hasError(r, "got 'oauthenticator.GitHubOAuthenticator'"));
+    CHECK(hasError(r, "got 'oauthenticator.BitbucketOAuthenticator'"));
 
     auto spawner = [](const char* value) {
         return load(fmt::format("c = get_config()\nc.JupyterHub.spawner_class = '{}'\n", value));
@@ -1078,4 +1078,78 @@ TEST_CASE("GenericOAuthenticator: OAuthenticator's names, required settings, sec
     auto pam = load("c.OAuthenticator.client_id = 'x'\n");
     CHECK(pam.ok());
     CHECK(hasWarning(pam, "OAuthenticator.client_id has no effect: the active class is PAMAuthenticator"));
+}
+
+TEST_CASE("OAuth presets: GoogleOAuthenticator and AzureAdOAuthenticator over the generic client") {
+    const std::string client =
+        "c.OAuthenticator.client_id = 'hub'\n"
+        "c.OAuthenticator.client_secret = 'sec'\n"
+        "c.OAuthenticator.oauth_callback_url = 'https://hub.example/hub/oauth_callback'\n";
+    auto google = load("c.JupyterHub.authenticator_class = 'oauthenticator.google.GoogleOAuthenticator'\n" +
+                       client + "c.GoogleOAuthenticator.hosted_domain = ['example.org']\n");
+    REQUIRE(google.ok());
+    const auto& g = google.settings.oauth;
+    CHECK(google.settings.authenticatorClass == "generic-oauth");
+    CHECK(g.preset == "google");
+    CHECK(g.issuer == "https://accounts.google.com");
+    CHECK(g.usernameClaim == "email");
+    CHECK(g.loginService == "Google");
+    CHECK(g.scope == std::vector<std::string>{"openid", "email"});
+    REQUIRE(g.requiredIdClaims.size() == 1);
+    CHECK(g.requiredIdClaims[0].first == "hd");
+    CHECK(g.requiredIdClaims[0].second == std::vector<std::string>{"example.org"});
+    CHECK(g.stripDomain == "example.org");
+    // Two domains: the claim is checked against both, names keep their domain.
+    auto two = load("c.JupyterHub.authenticator_class = 'google'\n" + client +
+                    "c.GoogleOAuthenticator.hosted_domain = ['a.org', 'b.org']\n"
+                    "c.OAuthenticator.username_claim = 'sub'\n");
+    REQUIRE(two.ok());
+    CHECK(two.settings.oauth.requiredIdClaims[0].second == std::vector<std::string>{"a.org", "b.org"});
+    CHECK(two.settings.oauth.stripDomain.empty());
+    CHECK(two.settings.oauth.usernameClaim == "sub");
+    // No hosted_domain: any Google account (as in OAuthenticator), no claim check.
+    auto open = load("c.JupyterHub.authenticator_class = 'google'\n" + client);
+    REQUIRE(open.ok());
+    CHECK(open.settings.oauth.requiredIdClaims.empty());
+    // An allow-list hubd does not check refuses start-up instead of admitting everyone.
+    auto groups = load("c.JupyterHub.authenticator_class = 'google'\n" + client +
+                       "c.GoogleOAuthenticator.allowed_google_groups = {'example.org': {'staff'}}\n");
+    CHECK_FALSE(groups.ok());
+    CHECK(hasError(groups, "GoogleOAuthenticator.allowed_google_groups is not implemented by hubd"));
+    auto old = load("c.JupyterHub.authenticator_class = 'google'\n" + client +
+                    "c.GoogleOAuthenticator.google_group_whitelist = {'example.org': {'staff'}}\n");
+    CHECK(hasError(old, "GoogleOAuthenticator.google_group_whitelist is not implemented by hubd"));
+    CHECK(load("c.JupyterHub.authenticator_class = 'google'\n" + client +
+               "c.GoogleOAuthenticator.allowed_google_groups = {}\n")
+              .ok());
+    // The preset's endpoints are fixed.
+    auto moved = load("c.JupyterHub.authenticator_class = 'google'\n" + client +
+                      "c.OAuthenticator.token_url = 'https://evil.example/token'\n");
+    CHECK(hasError(moved, "GoogleOAuthenticator knows its provider's endpoints"));
+
+    const std::string tid = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    auto azure = load("c.JupyterHub.authenticator_class = 'oauthenticator.azuread.AzureAdOAuthenticator'\n" +
+                      client + "c.AzureAdOAuthenticator.tenant_id = '" + tid + "'\n");
+    REQUIRE(azure.ok());
+    const auto& a = azure.settings.oauth;
+    CHECK(a.preset == "azuread");
+    CHECK(a.issuer == "https://login.microsoftonline.com/" + tid + "/v2.0");
+    CHECK(a.usernameClaim == "name");
+    CHECK(a.loginService == "Azure AD");
+    REQUIRE(a.requiredIdClaims.size() == 1);
+    CHECK(a.requiredIdClaims[0].first == "tid");
+    CHECK(a.requiredIdClaims[0].second == std::vector<std::string>{tid});
+    auto common = load("c.JupyterHub.authenticator_class = 'azuread'\n" + client +
+                       "c.AzureAdOAuthenticator.tenant_id = 'common'\n");
+    CHECK(hasError(common, "'common' admits other organisations' accounts"));
+    auto domain = load("c.JupyterHub.authenticator_class = 'azuread'\n" + client +
+                       "c.AzureAdOAuthenticator.tenant_id = 'contoso.onmicrosoft.com'\n");
+    CHECK(hasError(domain, "AzureAdOAuthenticator.tenant_id must be your directory's tenant id"));
+    CHECK_FALSE(load("c.JupyterHub.authenticator_class = 'azuread'\n" + client).ok());
+    // Classes hubd does not have are refused, not silently replaced (GitHub and
+    // GitLab: tests/unit/oauth_git_presets_test.cpp).
+    CHECK_FALSE(
+        load("c.JupyterHub.authenticator_class = 'oauthenticator.bitbucket.BitbucketOAuthenticator'\n" +
+             client)
+            .ok());
 }

@@ -171,10 +171,56 @@ TEST_CASE("filters: the login name cannot change the filter's structure") {
     }
     CHECK_FALSE(hub::ldap::lookupFilter("({user}={login})", "uid", "a", why));
 
-    const std::string g = hub::ldap::groupFilter("uid=a\\2c b,ou=people,dc=x", "*");
-    CHECK(g ==
+    auto g =
+        hub::ldap::groupFilter(hub::LdapSettings{}.groupSearchFilter, "uid=a\\2c b,ou=people,dc=x", "*", why);
+    REQUIRE(g);
+    CHECK(*g ==
           "(|(member=uid=a\\5c2c b,ou=people,dc=x)(uniqueMember=uid=a\\5c2c b,ou=people,dc=x)"
           "(memberUid=\\2a))");
+}
+
+TEST_CASE("search_filter: {username} is filter-escaped, {userattr} is configuration") {
+    std::string why;
+    const char* tmpl = "(&(objectClass=person)({userattr}={username}))";
+    auto f = hub::ldap::userFilter(tmpl, "uid", "alice", why);
+    REQUIRE(f);
+    CHECK(*f == "(&(objectClass=person)(uid=alice))");
+    const std::pair<std::string, std::string> crafted[] = {
+        {"*", "\\2a"},
+        {")(uid=*", "\\29\\28uid=\\2a"},
+        {"admin)(|(uid=*", "admin\\29\\28|\\28uid=\\2a"},
+        {"a\\b", "a\\5cb"},
+        {"a\0b"s, "a\\00b"},
+    };
+    for (const auto& [name, escaped] : crafted) {
+        CAPTURE(name);
+        f = hub::ldap::userFilter(tmpl, "uid", name, why);
+        REQUIRE(f);
+        CHECK(*f == "(&(objectClass=person)(uid=" + escaped + "))");
+        CHECK(std::count(f->begin(), f->end(), '(') == 3);
+        CHECK(std::count(f->begin(), f->end(), ')') == 3);
+    }
+    // Without a user_attribute, {userattr} is an error rather than "None".
+    CHECK_FALSE(hub::ldap::userFilter(tmpl, "", "alice", why));
+    CHECK(contains(why, "{userattr}"));
+    f = hub::ldap::userFilter("(uid={username})", "", "alice", why);
+    REQUIRE(f);
+    CHECK(*f == "(uid=alice)");
+    CHECK_FALSE(hub::ldap::userFilter("(uid={login})", "uid", "alice", why));
+}
+
+TEST_CASE("group_search_filter: {userdn} and {uid} are filter-escaped") {
+    std::string why;
+    auto f = hub::ldap::groupFilter("(&(objectClass=posixGroup)(memberUid={uid}))", "uid=x,dc=y",
+                                    "admin)(|(uid=*", why);
+    REQUIRE(f);
+    CHECK(*f == "(&(objectClass=posixGroup)(memberUid=admin\\29\\28|\\28uid=\\2a))");
+    f = hub::ldap::groupFilter("(&(objectClass=groupOfNames)(member={userdn}))", "cn=*\\, (x),dc=y", "x",
+                               why);
+    REQUIRE(f);
+    CHECK(*f == "(&(objectClass=groupOfNames)(member=cn=\\2a\\5c, \\28x\\29,dc=y))");
+    CHECK_FALSE(hub::ldap::groupFilter("(member={username})", "dn", "x", why));
+    CHECK(contains(why, "{userdn}"));
 }
 
 TEST_CASE("blank passwords are recognised") {
@@ -272,6 +318,37 @@ TEST_CASE("configuration: ldapauthenticator's names") {
     CAPTURE(messages(r));
     CHECK(r.ok());
     CHECK(r.settings.ldap.lookupDnSearchUser.empty());
+
+    // ldapauthenticator 2.0's defaults, and the new search traits.
+    CHECK(r.settings.ldap.groupSearchFilter ==
+          "(|(member={userdn})(uniqueMember={userdn})(memberUid={uid}))");
+    CHECK(r.settings.ldap.groupAttributes == std::vector<std::string>{"member", "uniqueMember", "memberUid"});
+    CHECK(r.settings.ldap.searchFilter.empty());
+    r = load(
+        {"--LDAPAuthenticator.server_address='h'", "--LDAPAuthenticator.bind_dn_template='uid={username}'",
+         "--LDAPAuthenticator.search_filter='(&(objectClass=person)({userattr}={username}))'",
+         "--LDAPAuthenticator.user_search_base='dc=x'", "--LDAPAuthenticator.user_attribute='uid'",
+         "--LDAPAuthenticator.attributes=['uid', 'mail']", "--LDAPAuthenticator.allowed_groups=['cn=g,dc=x']",
+         "--LDAPAuthenticator.group_search_filter='(&(objectClass=posixGroup)(memberUid={uid}))'",
+         "--LDAPAuthenticator.group_attributes=['memberUid']"});
+    CAPTURE(messages(r));
+    CHECK(r.ok());
+    CHECK(messages(r).empty());  // nothing "not yet supported"
+    CHECK(r.settings.ldap.searchFilter == "(&(objectClass=person)({userattr}={username}))");
+    CHECK(r.settings.ldap.attributes == std::vector<std::string>{"uid", "mail"});
+    CHECK(r.settings.ldap.groupSearchFilter == "(&(objectClass=posixGroup)(memberUid={uid}))");
+    CHECK(r.settings.ldap.groupAttributes == std::vector<std::string>{"memberUid"});
+
+    // allowed_groups None or []: no group restriction, as in ldapauthenticator.
+    for (const char* none : {"None", "[]"}) {
+        r = load({"--LDAPAuthenticator.server_address='h'",
+                  "--LDAPAuthenticator.bind_dn_template='uid={username}'",
+                  "--LDAPAuthenticator.allowed_groups=['cn=g,dc=x']",
+                  "--LDAPAuthenticator.allowed_groups="s + none});
+        CAPTURE(messages(r));
+        CHECK(r.ok());
+        CHECK(r.settings.ldap.allowedGroups.empty());
+    }
 }
 
 TEST_CASE("configuration: mistakes are errors before the first login") {
@@ -293,6 +370,22 @@ TEST_CASE("configuration: mistakes are errors before the first login") {
          "empty password is anonymous"},
         {{base, dn, "--LDAPAuthenticator.lookup_dn_search_password='pw'"}, "command line"},
         {{base, dn, "--LDAPAuthenticator.timeout=0"}, "1 to 300"},
+        {{base, dn, "--LDAPAuthenticator.search_filter='(uid={login})'"}, "{login}"},
+        {{base, dn, "--LDAPAuthenticator.search_filter='(uid={username})'"}, "user_search_base"},
+        {{base, dn, "--LDAPAuthenticator.search_filter='({userattr}={username})'",
+          "--LDAPAuthenticator.user_search_base='dc=x'"},
+         "user_attribute is unset"},
+        {{base, dn, "--LDAPAuthenticator.group_search_filter='(member={user})'"}, "{user}"},
+        {{base, dn, "--LDAPAuthenticator.allowed_groups=['cn=g,dc=x']",
+          "--LDAPAuthenticator.group_attributes=[]"},
+         "group_attributes"},
+        {{base, dn, "--LDAPAuthenticator.allowed_groups=['cn=g,dc=x']",
+          "--LDAPAuthenticator.group_search_filter=''"},
+         "group_search_filter"},
+        {{base, dn, "--LDAPAuthenticator.allowed_groups='cn=g,dc=x'"}, "list of strings"},
+        {{base, dn, "--LDAPAuthenticator.tls_kwargs={'validate': 0}"}, "always verifies"},
+        {{base, dn, "--LDAPAuthenticator.tls_kwargs={'ca_certs_file': '/c.pem', 'ciphers': 'ALL'}"},
+         "'ciphers'"},
     };
     for (const auto& c : cases) {
         auto r = load(c.args);

@@ -91,3 +91,11 @@ TEST_CASE("memory stays bounded under a flood of sources and names") {
     for (int i = 0; i < 5; ++i) throttle.failed("10.0.39.15", "again", t0);
     CHECK(throttle.blocked("10.0.39.15", "other", t0));
 }
+
+TEST_CASE("failures without a username (OAuth) count for the source only, never a shared \"\" key") {
+    LoginThrottle throttle;
+    for (int i = 0; i < 20; ++i) throttle.failed("192.0.2." + std::to_string(i), "", t0);
+    CHECK(throttle.usernameEntries() == 0);
+    CHECK_FALSE(throttle.blocked("198.51.100.1", "", t0));
+    CHECK(throttle.sourceEntries() == 20);
+}

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "hubcore/build_paths.h"
@@ -84,7 +85,7 @@ struct OAuthSettings {
     std::string clientSecret;  // OAuthenticator.client_secret (or $OAUTH_CLIENT_SECRET); never logged
     std::string callbackUrl;   // OAuthenticator.oauth_callback_url (or $OAUTH_CALLBACK_URL)
     std::string authorizeUrl, tokenUrl, userdataUrl;  // "" = from discovery
-    std::string issuer;  // hubd: GenericOAuthenticator.oidc_issuer (discovery, ID-token check)
+    std::string issuer;  // hubd: OAuthenticator.oidc_issuer (discovery, ID-token check)
     std::vector<std::string> scope;
     std::string usernameClaim = "username";  // username_claim (OAuthenticator 16's username_key)
     std::string claimGroupsKey = "groups";
@@ -92,6 +93,26 @@ struct OAuthSettings {
     bool basicAuth = true;  // client_secret_basic; False: client_secret_post
     std::string caFile;     // hubd: OAuthenticator.ca_file, PEM CAs trusted for the provider
     int64_t minUid = 1000;  // hubd: OAuthenticator.min_uid, lower uids are system accounts
+    // Presets over the generic client: "" (GenericOAuthenticator), "google"
+    // (GoogleOAuthenticator) or "azuread" (AzureAdOAuthenticator).
+    std::string preset;
+    std::vector<std::string> hostedDomain;  // GoogleOAuthenticator.hosted_domain
+    std::string tenantId;                   // AzureAdOAuthenticator.tenant_id (or $AAD_TENANT_ID)
+    // Claims the verified ID token itself must carry, each with one of its
+    // values (Google's hd, Azure AD's tid); filled from the presets' traits.
+    // Never read from userinfo or the email address: those are not the
+    // provider's signed word on the account's organisation.
+    std::vector<std::pair<std::string, std::vector<std::string>>> requiredIdClaims;
+    std::string stripDomain;  // "user@<this>" names the user "user" (Google, one hosted_domain)
+    // "github" (GitHubOAuthenticator) and "gitlab" (GitLabOAuthenticator):
+    // plain OAuth 2.0; membership asked of the provider's REST API at apiUrl
+    // (hubd/app/git_membership.h). Each allow-list admits, like allowed_users.
+    std::string githubUrl;                          // GitHubOAuthenticator.github_url (or $GITHUB_URL)
+    std::string gitlabUrl;                          // GitLabOAuthenticator.gitlab_url (or $GITLAB_URL)
+    std::string apiUrl;                             // filled by the preset: GitHub's or GitLab's REST API
+    std::vector<std::string> allowedOrganizations;  // "org" or "org:team"
+    std::vector<std::string> allowedGitlabGroups;   // full group paths, "group/subgroup"
+    std::vector<int64_t> allowedProjectIds;         // Developer (30) or higher admits
 };
 
 // ldapauthenticator's LDAPAuthenticator (src/ldap_authenticator.cpp), with
@@ -109,7 +130,14 @@ struct LdapSettings {
     std::string lookupDnSearchFilter = "({login_attr}={login})";
     std::string lookupDnSearchUser, lookupDnSearchPassword;  // "" = anonymous search
     std::string userSearchBase, userAttribute, lookupDnUserDnAttribute;
-    std::vector<std::string> allowedGroups;  // group DNs (member, uniqueMember or memberUid)
+    std::vector<std::string> allowedGroups;  // group DNs; empty (None or []) = no group restriction
+    // group_search_filter ({userdn}, {uid}) and group_attributes, for allowed_groups
+    std::string groupSearchFilter = "(|(member={userdn})(uniqueMember={userdn})(memberUid={uid}))";
+    std::vector<std::string> groupAttributes = {"member", "uniqueMember", "memberUid"};
+    // search_filter ({userattr}, {username}): after the bind, exactly one entry
+    // under user_search_base must match; "" = no such search. attributes: fetched with it.
+    std::string searchFilter;
+    std::vector<std::string> attributes;
     std::string validUsernameRegex = "^[a-z][.a-z0-9_-]*$";
     bool useLookupDnUsername = true;
     int timeout = 5;  // hubd: seconds for the connection and for each LDAP operation
@@ -128,8 +156,9 @@ struct Settings {
     std::string cookieSecretFile = "jupyterhub_cookie_secret";
     std::optional<std::string> cookieSecret;  // raw bytes, from JupyterHub.cookie_secret
     double cookieMaxAgeDays = 14;
-    std::string authenticatorClass = "pam";  // canonical: "pam", "dummy", "generic-oauth", "ldap"
-    std::string spawnerClass = "simple";     // canonical: "simple" or "sudo"
+    std::string authenticatorClass =
+        "pam";  // canonical: "pam", "dummy", "generic-oauth" (+ oauth.preset), "ldap"
+    std::string spawnerClass = "simple";  // canonical: "simple" or "sudo"
     bool adminAccess = false;
     std::string auditLog = "syslog";  // hubd: JupyterHub.audit_log (hubcore/audit.h)
     bool throttleLogins = true;       // hubd: JupyterHub.throttle_logins (app/login_throttle.h)

@@ -36,9 +36,17 @@ std::optional<std::string> userDn(std::string_view tmpl, std::string_view userna
 std::optional<std::string> lookupFilter(std::string_view tmpl, std::string_view loginAttr,
                                         std::string_view login, std::string& error);
 
-// ldapauthenticator's group test: the group entry names the user in member
-// or uniqueMember (by DN) or in memberUid (by name); both values escaped.
-std::string groupFilter(std::string_view userDn, std::string_view uid);
+// search_filter with {userattr} (user_attribute, configuration, used as is)
+// and {username} (the filter-escaped name). An empty userAttr leaves
+// {userattr} undefined, so a template that uses it is an error.
+std::optional<std::string> userFilter(std::string_view tmpl, std::string_view userAttr,
+                                      std::string_view username, std::string& error);
+
+// group_search_filter (by default: the group names the user in member or
+// uniqueMember by DN, or in memberUid by name) with {userdn} (the bound DN)
+// and {uid} (the name), both filter-escaped: DN values may hold '*', '(', ')'.
+std::optional<std::string> groupFilter(std::string_view tmpl, std::string_view userDn, std::string_view uid,
+                                       std::string& error);
 
 // True if the password is empty or only whitespace: a simple bind with an
 // empty password is an unauthenticated bind (RFC 4513 5.1.2), which servers
