@@ -36,7 +36,7 @@ LoginConversations::Limits conversationLimits(const hub::Settings& settings) {
 
 }  // namespace
 
-Hub::Pages::Pages(Hub& hub) : hub_(hub), oauth_(makeOAuthLogin(hub.settings())) {
+Hub::Pages::Pages(Hub& hub) : hub_(hub), oauth_(makeOAuthLogin(hub.settings(), hub.workers().size())) {
     Hub* h = &hub;
     logins_ = std::make_unique<LoginConversations>(
         hub.loop(), hub.authenticator(), conversationLimits(hub.settings()),

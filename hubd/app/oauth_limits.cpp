@@ -10,6 +10,13 @@
 
 namespace hubd {
 
+OAuthLimits::Policy OAuthLimits::Policy::forWorkers(unsigned workers) {
+    Policy p;
+    p.maxCalls = workers > 3 ? workers - 2 : 1;
+    p.maxCallsPerSource = std::min(p.maxCallsPerSource, p.maxCalls);
+    return p;
+}
+
 OAuthLimits::Verdict OAuthLimits::admitStart(std::string_view source, Clock::time_point now) {
     const std::string key = LoginThrottle::sourceKey(source);
     auto it = buckets_.find(key);

@@ -39,11 +39,15 @@ public:
         double startBurst = 30;        // sign-ins one source may start at once ...
         double startsPerSecond = 0.5;  // ... and then 30 a minute: a class behind one NAT still gets in
         size_t maxCallsPerSource = 2;  // provider calls in flight for one source
-        // In total: main.cpp's pool has 8 workers; 2 stay free for API calls,
-        // token checks and the password login's helpers.
+        // In total: below the worker pool's size (forWorkers; 6 for main.cpp's 8).
         size_t maxCalls = 6;
         std::chrono::seconds callRetryAfter{5};  // half the outbound deadline
         size_t maxSources = 16384;               // start buckets kept
+
+        // The defaults for a pool of `workers` threads: provider calls leave two
+        // free for API calls, token checks and password logins (on a pool of
+        // three or fewer, they get one call in all).
+        static Policy forWorkers(unsigned workers);
     };
 
     enum class Refusal { None, SourceRate, SourceCalls, AllCalls };

@@ -39,15 +39,16 @@ using hubd::http::Response;
 
 class OAuthLogin {
 public:
-    explicit OAuthLogin(const hub::OAuthSettings& settings) : client(settings) {}
+    OAuthLogin(const hub::OAuthSettings& settings, unsigned workers)
+        : client(settings), limits(OAuthLimits::Policy::forWorkers(workers)) {}
     OidcClient client;
     OAuthPending pending;
     OAuthLimits limits;  // per source: starts, and calls to the provider in flight
 };
 
-std::shared_ptr<OAuthLogin> makeOAuthLogin(const hub::Settings& settings) {
+std::shared_ptr<OAuthLogin> makeOAuthLogin(const hub::Settings& settings, unsigned workers) {
     if (settings.authenticatorClass != "generic-oauth") return nullptr;
-    return std::make_shared<OAuthLogin>(settings.oauth);
+    return std::make_shared<OAuthLogin>(settings.oauth, workers);
 }
 
 namespace {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
 // The blocking provider client (outbound_http.h): socket, optional TLS,
-// one request with Connection: close, the reply read to EOF.
+// one request with Connection: close, the reply read until its framing
+// (Content-Length or chunked) says it is complete, else to EOF.
 #include "app/outbound_http.h"
 
 #include <arpa/inet.h>
@@ -247,6 +248,53 @@ std::optional<std::string> dechunk(std::string_view in) {
     }
 }
 
+// What the reply's head says about the rest.
+struct ReplyHead {
+    int status = 0;
+    bool chunked = false;
+    std::optional<size_t> contentLength;
+    std::string contentType;
+};
+
+ReplyHead parseHead(std::string_view head) {
+    ReplyHead h;
+    if (head.size() >= 12) h.status = std::atoi(std::string(head.substr(9, 3)).c_str());
+    size_t pos = head.find("\r\n");
+    while (pos != std::string_view::npos) {
+        size_t next = head.find("\r\n", pos + 2);
+        std::string_view line = head.substr(pos + 2, next == std::string_view::npos ? next : next - pos - 2);
+        size_t colon = line.find(':');
+        if (colon != std::string_view::npos) {
+            std::string name = lower(std::string(line.substr(0, colon)));
+            std::string_view value = line.substr(colon + 1);
+            while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+            while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
+            if (name == "transfer-encoding" && lower(std::string(value)).find("chunked") != std::string::npos)
+                h.chunked = true;
+            if (name == "content-type") h.contentType = std::string(value);
+            if (name == "content-length" && !value.empty() && value.size() <= 12 &&
+                std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; }))
+                h.contentLength = std::stoull(std::string(value));
+        }
+        pos = next;
+    }
+    return h;
+}
+
+// True once `raw` holds the whole reply by its own framing. Then the reading
+// stops: a server may close TLS without close_notify after a complete reply,
+// which is harmless. A body delimited by the close alone still needs a clean
+// end, or a truncated answer could pass for a whole one.
+bool replyComplete(std::string_view raw) {
+    const size_t headEnd = raw.find("\r\n\r\n");
+    if (headEnd == std::string_view::npos || headEnd < 12 || raw.rfind("HTTP/1.", 0) != 0) return false;
+    const ReplyHead h = parseHead(raw.substr(0, headEnd));
+    const std::string_view body = raw.substr(headEnd + 4);
+    if (h.status == 204 || h.status == 304) return true;
+    if (h.chunked) return dechunk(body).has_value();
+    return h.contentLength && body.size() >= *h.contentLength;
+}
+
 }  // namespace
 
 bool isLoopbackHost(std::string_view host) {
@@ -307,31 +355,17 @@ OutboundReply fetchUrl(const OutboundRequest& request) {
                 fmt::format("the answer of {} is larger than {} bytes", url->host, request.maxBytes);
             return reply;
         }
+        if (replyComplete(raw)) break;
     }
     size_t headEnd = raw.find("\r\n\r\n");
     if (raw.rfind("HTTP/1.", 0) != 0 || headEnd == std::string::npos || raw.size() < 12) {
         reply.error = fmt::format("{} did not answer with HTTP", url->host);
         return reply;
     }
-    reply.status = std::atoi(raw.c_str() + 9);
-    bool chunked = false;
-    std::string_view headers = std::string_view(raw).substr(0, headEnd);
-    size_t pos = headers.find("\r\n");
-    while (pos != std::string_view::npos) {
-        size_t next = headers.find("\r\n", pos + 2);
-        std::string_view line =
-            headers.substr(pos + 2, next == std::string_view::npos ? next : next - pos - 2);
-        size_t colon = line.find(':');
-        if (colon != std::string_view::npos) {
-            std::string name = lower(std::string(line.substr(0, colon)));
-            std::string_view value = line.substr(colon + 1);
-            while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
-            if (name == "transfer-encoding" && lower(std::string(value)).find("chunked") != std::string::npos)
-                chunked = true;
-            if (name == "content-type") reply.contentType = std::string(value);
-        }
-        pos = next;
-    }
+    const ReplyHead parsed = parseHead(std::string_view(raw).substr(0, headEnd));
+    reply.status = parsed.status;
+    reply.contentType = parsed.contentType;
+    const bool chunked = parsed.chunked;
     std::string_view body = std::string_view(raw).substr(headEnd + 4);
     if (chunked) {
         auto plain = dechunk(body);
@@ -341,8 +375,14 @@ OutboundReply fetchUrl(const OutboundRequest& request) {
             return reply;
         }
         reply.body = std::move(*plain);
+    } else if (parsed.contentLength && body.size() < *parsed.contentLength) {
+        reply.status = 0;
+        reply.error = fmt::format("the answer of {} ended after {} of its {} bytes", url->host, body.size(),
+                                  *parsed.contentLength);
+        return reply;
     } else {
-        reply.body = std::string(body);
+        // Bytes after a Content-Length body are not part of the answer.
+        reply.body = std::string(parsed.contentLength ? body.substr(0, *parsed.contentLength) : body);
     }
     if (reply.body.size() > request.maxBytes) {
         reply.status = 0;

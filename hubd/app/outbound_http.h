@@ -8,6 +8,10 @@
 // http: only to a loopback address (a provider on the same machine, tests);
 // anything else is refused, so a client secret never crosses a network in
 // clear text. Every call has a deadline and a cap on the reply's size.
+// The reply ends where its Content-Length or chunked framing says (a TLS
+// close without close_notify after that is fine); only a reply framed by the
+// close alone must end with a clean close, so truncation is never taken for
+// a whole answer.
 #pragma once
 
 #include <chrono>

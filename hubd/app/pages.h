@@ -86,7 +86,7 @@ hubd::http::Response renderHubPage(const Hub& hub, int status, std::string_view 
                                    const hub::UserRecord* user, std::string_view head = {});
 
 // The OAuth sign-in's state for `settings`; null unless GenericOAuthenticator.
-std::shared_ptr<OAuthLogin> makeOAuthLogin(const hub::Settings& settings);
+std::shared_ptr<OAuthLogin> makeOAuthLogin(const hub::Settings& settings, unsigned workers);
 
 // True if `next` is a path on this hub: starts with one '/', not '//' or
 // '/\', no scheme, no control characters.

@@ -339,6 +339,10 @@ WorkerPool::WorkerPool(EventLoop& loop, unsigned threads) : loop_(loop), impl_(s
     for (unsigned i = 0; i < threads; ++i) impl_->threads.emplace_back([this] { impl_->work(); });
 }
 
+unsigned WorkerPool::size() const {
+    return static_cast<unsigned>(impl_->threads.size());
+}
+
 WorkerPool::~WorkerPool() {
     {
         std::lock_guard lock(impl_->mutex);

@@ -93,6 +93,7 @@ public:
     template <typename Work, typename Done>
     void submit(Work work, Done done);
     void submitRaw(std::function<void()> job);  // job runs on a worker
+    unsigned size() const;                      // threads in the pool
 
 private:
     EventLoop& loop_;

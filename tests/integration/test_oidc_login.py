@@ -336,6 +336,8 @@ class Hostile:
         self.stalling = set()  # codes whose exchange waits for .release
         self.release = threading.Event()
         self.tls = tls
+        self.close_notify = True  # False: close TLS connections without close_notify
+        self.short_by = 0  # >0: Content-Length promises this many bytes more than are sent
         outer = self
 
         class Server(http.server.ThreadingHTTPServer):
@@ -346,9 +348,9 @@ class Hostile:
                 return sock, addr
 
             def shutdown_request(self, request):
-                if isinstance(request, ssl.SSLSocket):
+                if isinstance(request, ssl.SSLSocket) and outer.close_notify:
                     try:
-                        request.unwrap()  # close_notify: hubd reads to a clean TLS end
+                        request.unwrap()
                     except (OSError, ValueError):
                         pass
                 super().shutdown_request(request)
@@ -421,7 +423,7 @@ class Hostile:
                 if location:
                     self.send_header("Location", location)
                 self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Content-Length", str(len(body) + outer.short_by))
                 self.end_headers()
                 self.wfile.write(body)
 
@@ -683,6 +685,23 @@ def test_private_ca():
                       "a code exchange with a wrongly named certificate is refused")
                 check("code exchange failed: the token endpoint: the certificate of localhost is not trusted: "
                       "hostname mismatch" in hub.log_text(), "the log names the refused code exchange")
+            # Servers may close TLS without close_notify once the answer is complete by its
+            # Content-Length; an answer shorter than its Content-Length is never taken.
+            with oauth_hub(hostile.issuer, f"c.OAuthenticator.ca_file = {ca.cert!r}") as hub:
+                hostile.tls, hostile.close_notify = good, False
+                c = hub.client()
+                authorize = start_login(c)
+                status, _, _ = c.get(local_path(hostile.authorize(authorize)))
+                status, user, _ = c.json("GET", "/hub/api/user")
+                check(status == 200 and user and user["name"] == alice.name,
+                      "a provider that closes TLS without close_notify after complete answers signs in")
+            with oauth_hub(hostile.issuer, f"c.OAuthenticator.ca_file = {ca.cert!r}") as hub:
+                hostile.close_notify, hostile.short_by = True, 100
+                status, _, _ = hub.client().get("/hub/oauth_login")
+                check(status == 502 and re.search(r"the answer of localhost ended after \d+ of its \d+ bytes",
+                                                  hub.log_text()),
+                      f"a discovery answer 100 bytes short of its Content-Length is refused ({status})")
+                hostile.short_by = 0
         finally:
             hostile.close()
             ca.close()

@@ -103,6 +103,18 @@ TEST_CASE("calls: the defaults leave workers free and give one source less than 
     CHECK(p.maxCallsPerSource < p.maxCalls);
 }
 
+TEST_CASE("calls: the total follows the worker pool, two workers always free") {
+    CHECK(OAuthLimits::Policy::forWorkers(8).maxCalls == 6);
+    CHECK(OAuthLimits::Policy::forWorkers(8).maxCallsPerSource == 2);
+    CHECK(OAuthLimits::Policy::forWorkers(16).maxCalls == 14);
+    CHECK(OAuthLimits::Policy::forWorkers(4).maxCalls == 2);
+    // Tiny pools: one call in all, and never more for one source than in all.
+    for (unsigned w : {0u, 1u, 2u, 3u}) {
+        CHECK(OAuthLimits::Policy::forWorkers(w).maxCalls == 1);
+        CHECK(OAuthLimits::Policy::forWorkers(w).maxCallsPerSource == 1);
+    }
+}
+
 TEST_CASE("pending states: a source's oldest make room for its next; other sources keep theirs") {
     hubd::OAuthPending pending;
     hubd::OAuthPending::Entry victim, attacker;
