@@ -10,6 +10,7 @@
 #include <cmath>
 #include <optional>
 
+#include "app/hub.h"
 #include "app/outbound_http.h"
 #include "hubcore/log.h"
 
@@ -133,20 +134,9 @@ void checkGitlab(const hub::OAuthSettings& s, const Json& userdata, const std::s
 
 }  // namespace
 
+// '.' too: a segment "." or ".." would be resolved away by some servers.
 std::string pathSegment(std::string_view s) {
-    static constexpr char kHex[] = "0123456789ABCDEF";
-    std::string out;
-    for (unsigned char c : s) {
-        // '.' too: a segment "." or ".." would be resolved away by some servers.
-        if (std::isalnum(c) || c == '-' || c == '_' || c == '~') {
-            out += static_cast<char>(c);
-        } else {
-            out += '%';
-            out += kHex[c >> 4];
-            out += kHex[c & 15];
-        }
-    }
-    return out;
+    return percentEncode(s, "-_~");
 }
 
 bool isGithubLogin(std::string_view login) {

@@ -100,10 +100,14 @@ Response redirect(int status, std::string location) {
 }
 
 std::string urlEncode(std::string_view s) {
+    return percentEncode(s, "-_.~/");
+}
+
+std::string percentEncode(std::string_view s, std::string_view keep) {
     static constexpr char kHex[] = "0123456789ABCDEF";
     std::string out;
     for (unsigned char c : s) {
-        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '/') {
+        if (std::isalnum(c) || keep.find(static_cast<char>(c)) != std::string_view::npos) {
             out += static_cast<char>(c);
         } else {
             out += '%';

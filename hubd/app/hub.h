@@ -307,7 +307,9 @@ private:
 hubd::http::Response jsonResponse(int status, std::string body);
 hubd::http::Response jsonError(int status, std::string_view message);
 hubd::http::Response redirect(int status, std::string location);
-std::string urlEncode(std::string_view s);
+// Every byte that is not alphanumeric or in `keep` as %XX.
+std::string percentEncode(std::string_view s, std::string_view keep);
+std::string urlEncode(std::string_view s);  // keeps "-_.~/"
 std::string urlDecode(std::string_view s, bool plusAsSpace);
 std::map<std::string, std::string> parseForm(std::string_view body);
 std::string htmlEscape(std::string_view s);
