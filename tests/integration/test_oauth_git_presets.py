@@ -29,7 +29,7 @@ import urllib.parse
 
 import hubtest
 from hubtest import check
-from test_oidc_login import local_path, start_login
+from test_oidc_login import signed_in_as, through_provider, unstarted_hub
 
 CLIENT_ID = "hubd-git-client"
 SECRET = "s3cret-" + secrets.token_hex(12)
@@ -168,20 +168,9 @@ def account(login, uid, orgs=(), groups=(), projects=None):
 
 
 def sign_in(hub, stand_in, who):
-    """(client, status, body) of hubd's callback after `who` signed in at the stand-in."""
+    """(client, status, body, authorize URL) of hubd's callback after `who` signed in at the stand-in."""
     stand_in.account = who
-    c = hub.client()
-    authorize = start_login(c)
-    status, headers, _ = hubtest.Client(stand_in.url).get(local_path(authorize))
-    if status != 302:
-        raise RuntimeError(f"the stand-in's authorize answered {status}")
-    status, _, body = c.get(local_path(headers["location"]))
-    return c, status, body, authorize
-
-
-def signed_in_as(c, name):
-    status, user, _ = c.json("GET", "/hub/api/user")
-    return "jupyterhub-hub-login" in c.cookies and status == 200 and user and user["name"] == name
+    return through_provider(hub, stand_in.url)
 
 
 def refused(c, status, body, want_status=403, want_text=b"not allowed"):
@@ -190,9 +179,7 @@ def refused(c, status, body, want_status=403, want_text=b"not allowed"):
 
 
 def new_hub(config):
-    hub = hubtest.Hub(start=False)
-    hub.port, hub.hub_port = hubtest.free_port(), hubtest.free_port()
-    hub.autostart = True
+    hub = unstarted_hub()
     hub.config = config.replace("HUB_PORT", str(hub.port))
     return hub
 

@@ -149,6 +149,30 @@ def start_login(c, next_=None):
     return headers["location"]
 
 
+def unstarted_hub():
+    """A hub on two free ports that `with` starts: its config may name hub.port (the callback)."""
+    hub = hubtest.Hub(start=False)
+    hub.port, hub.hub_port = hubtest.free_port(), hubtest.free_port()
+    hub.autostart = True
+    return hub
+
+
+def through_provider(hub, provider_url):
+    """(client, status, body, authorize URL) of hubd's callback, the provider approving at once."""
+    c = hub.client()
+    authorize = start_login(c)
+    status, headers, _ = hubtest.Client(provider_url).get(local_path(authorize))
+    if status != 302:
+        raise RuntimeError(f"the provider's authorize answered {status}")
+    status, _, body = c.get(local_path(headers["location"]))
+    return c, status, body, authorize
+
+
+def signed_in_as(c, name):
+    status, user, _ = c.json("GET", "/hub/api/user")
+    return "jupyterhub-hub-login" in c.cookies and status == 200 and user and user["name"] == name
+
+
 def walk(hub, provider, login, c=None, next_=None):
     """(hub client, callback URL) after signing in as `login` at the provider."""
     c = c or hub.client()
@@ -170,9 +194,7 @@ def test_real_provider():
             "ghost": {"preferred_username": "nosuchuser-oidc", "groups": ["hub-users"]},
             "sys": {"preferred_username": sysacct.name, "groups": ["hub-users"]},
         }
-        hub = hubtest.Hub(start=False)
-        hub.port, hub.hub_port = hubtest.free_port(), hubtest.free_port()
-        hub.autostart = True
+        hub = unstarted_hub()
         provider = Provider(f"http://127.0.0.1:{hub.port}/hub/oauth_callback", accounts)
         try:
             hub.setup()
@@ -469,19 +491,14 @@ def test_hostile_provider():
         hostile = Hostile()
         hostile.subject = alice.name
         try:
-            hub = hubtest.Hub(start=False)
-            hub.port, hub.hub_port = hubtest.free_port(), hubtest.free_port()
-            hub.autostart = True
+            hub = unstarted_hub()
             hub.config = hub_config(hostile.issuer, hub.port)
             with hub:
                 for mode, reason in (("good", None), ("aud", "audience"), ("sig", "signature"),
                                      ("expired", "expired"), ("nonce", "nonce"), ("iss", "issuer"),
                                      ("none", "algorithm"), ("hs256", "algorithm")):
                     hostile.mode = mode
-                    c = hub.client()
-                    authorize = start_login(c)
-                    status, headers, _ = hubtest.Client(hostile.issuer).get(local_path(authorize))
-                    status, _, body = c.get(local_path(headers["location"]))
+                    c, status, body, _ = through_provider(hub, hostile.issuer)
                     if reason is None:
                         check(status == 302 and "jupyterhub-hub-login" in c.cookies,
                               "control: a well-formed ID token from the hostile provider signs in")
@@ -491,9 +508,7 @@ def test_hostile_provider():
                           f"ID token with {mode!r} is refused with a page")
                     check(f"ID token rejected ({reason})" in hub.log_text(), f"the log names the check ({reason})")
             # Plain OAuth 2.0 (GitHub-style): no issuer, the name from userdata_url.
-            hub = hubtest.Hub(start=False)
-            hub.port, hub.hub_port = hubtest.free_port(), hubtest.free_port()
-            hub.autostart = True
+            hub = unstarted_hub()
             hub.config = f"""
 c.JupyterHub.authenticator_class = 'generic-oauth'
 c.OAuthenticator.client_id = '{CLIENT_ID}'
@@ -637,9 +652,7 @@ def test_source_limits():
 
 
 def oauth_hub(issuer, extra=""):
-    hub = hubtest.Hub(start=False)
-    hub.port, hub.hub_port = hubtest.free_port(), hubtest.free_port()
-    hub.autostart = True
+    hub = unstarted_hub()
     hub.config = hub_config(issuer, hub.port, extra)
     return hub
 
